@@ -1,0 +1,1 @@
+"""The contract between folders: Feast entities, feature views, the event schema."""

@@ -1,0 +1,184 @@
+"""The one typed settings object of the platform.
+
+Every port, DSN and path is read from the environment (prefix ``RECSYS_``) or a
+``.env`` file; nothing else in the code base hard-codes them. Derived values
+(the broker's bootstrap address, the MLflow tracking URI, …) are properties so
+there is exactly one place that composes them.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlparse
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Configuration for every service and job; see ``.env.example``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="RECSYS_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        validate_default=True,
+    )
+
+    # --- paths ---------------------------------------------------------------
+    data_dir: Path = Field(Path("data"), description="Generated and loaded datasets.")
+    state_dir: Path = Field(
+        Path(".recsys"), description="Run files of the local stack: pids, logs, sqlite, artifacts."
+    )
+
+    # --- Kafka-compatible broker ---------------------------------------------
+    broker_host: str = "127.0.0.1"
+    broker_port: int = Field(19092, ge=1, le=65535)
+    broker_storage_url: str | None = Field(
+        None,
+        description="tansu storage engine; memory://tansu/ unless set. postgres://… keeps "
+        "messages across restarts.",
+    )
+    broker_autostart: bool = Field(
+        True, description="Start the embedded tansu broker when the stack comes up."
+    )
+    clickstream_topic: str = "clickstream"
+    dead_letter_topic: str = "clickstream-dlq"
+    topic_partitions: int = Field(4, ge=1, le=1024)
+    consumer_group: str = "recsys"
+
+    # --- Redis (Feast online store) ------------------------------------------
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_autostart: bool = Field(
+        True, description="If nothing answers at redis_url, start redis-server on its port."
+    )
+
+    # --- PostgreSQL (optional shared backend) ----------------------------------
+    postgres_dsn: str | None = Field(
+        None,
+        description="When set, the broker, MLflow and the Feast registry store their state "
+        "here unless their own setting overrides it.",
+    )
+
+    # --- MLflow ----------------------------------------------------------------
+    mlflow_host: str = "127.0.0.1"
+    mlflow_port: int = Field(15000, ge=1, le=65535)
+    mlflow_backend_uri: str | None = Field(
+        None, description="MLflow backend store; sqlite under state_dir unless set."
+    )
+    mlflow_autostart: bool = True
+    registered_model_name: str = "recsys-ranker"
+
+    # --- Feast -----------------------------------------------------------------
+    feast_project: str = "recsys"
+    feast_registry_path: str | None = Field(
+        None, description="File path or postgresql:// URL; a file under state_dir unless set."
+    )
+
+    # --- Flink / stream jobs ---------------------------------------------------
+    java_home: Path | None = Field(None, description="Java 17 for Flink; found on PATH if unset.")
+    flink_python: Path = Field(
+        Path(".venv-flink/bin/python"),
+        description="Interpreter of the stream jobs' own environment (PyFlink pins clash "
+        "with Feast's).",
+    )
+
+    # --- API -------------------------------------------------------------------
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(18000, ge=1, le=65535)
+
+    # --- start-up ----------------------------------------------------------------
+    startup_timeout_s: float = Field(60.0, gt=0)
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str) -> str:
+        if urlparse(value).scheme not in {"redis", "rediss"}:
+            raise ValueError("must start with redis:// or rediss://")
+        return value
+
+    @field_validator("postgres_dsn", "broker_storage_url", "mlflow_backend_uri")
+    @classmethod
+    def _empty_is_none(cls, value: str | None) -> str | None:
+        return value or None
+
+    # --- derived -------------------------------------------------------------
+    @property
+    def bootstrap_servers(self) -> str:
+        return f"{self.broker_host}:{self.broker_port}"
+
+    @property
+    def broker_storage(self) -> str:
+        if self.broker_storage_url:
+            return self.broker_storage_url
+        if self.postgres_dsn:
+            return _as_postgres_scheme(self.postgres_dsn, "postgres")
+        return "memory://tansu/"
+
+    @property
+    def redis_host(self) -> str:
+        return urlparse(self.redis_url).hostname or "127.0.0.1"
+
+    @property
+    def redis_port(self) -> int:
+        return urlparse(self.redis_url).port or 6379
+
+    @property
+    def redis_db(self) -> int:
+        path = urlparse(self.redis_url).path.strip("/")
+        return int(path) if path else 0
+
+    @property
+    def mlflow_tracking_uri(self) -> str:
+        return f"http://{self.mlflow_host}:{self.mlflow_port}"
+
+    @property
+    def mlflow_backend(self) -> str:
+        if self.mlflow_backend_uri:
+            return self.mlflow_backend_uri
+        if self.postgres_dsn:
+            return _as_postgres_scheme(self.postgres_dsn, "postgresql")
+        return f"sqlite:///{(self.state_path / 'mlflow.db').as_posix()}"
+
+    @property
+    def mlflow_artifacts_dir(self) -> Path:
+        return self.state_path / "mlflow-artifacts"
+
+    @property
+    def feast_registry(self) -> str:
+        if self.feast_registry_path:
+            return self.feast_registry_path
+        if self.postgres_dsn:
+            return _as_postgres_scheme(self.postgres_dsn, "postgresql+psycopg")
+        return (self.state_path / "feast-registry.db").as_posix()
+
+    @property
+    def feast_registry_type(self) -> Literal["sql", "file"]:
+        return "sql" if "://" in self.feast_registry else "file"
+
+    @property
+    def state_path(self) -> Path:
+        return self.state_dir.resolve()
+
+    @property
+    def data_path(self) -> Path:
+        return self.data_dir.resolve()
+
+
+def _as_postgres_scheme(dsn: str, scheme: str) -> str:
+    """Rewrite a PostgreSQL DSN's scheme for the client that reads it."""
+    _, sep, rest = dsn.partition("://")
+    if not sep:
+        raise ValueError(f"postgres_dsn must be a URL like postgresql://user@host/db, got {dsn!r}")
+    return f"{scheme}://{rest}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

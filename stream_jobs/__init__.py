@@ -1,0 +1,1 @@
+"""Producers (dataset replay, synthetic clickstream) and the PyFlink feature jobs."""
