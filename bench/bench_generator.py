@@ -47,7 +47,8 @@ def main() -> None:
     size_mib = sum(f.stat().st_size for f in out.rglob("*") if f.is_file()) / 2**20
     if args.out is None:
         shutil.rmtree(out.parent)
-    print("| date | machine | users | items | events | wall s | events/s | peak RSS MiB | size MiB |")
+    print("| date | machine | users | items | events | wall s | events/s | peak RSS MiB "
+          "| size MiB |")
     print(f"| {date.today()} | {platform.machine()} {_cores()} cores | {cfg.n_users:,} | "
           f"{cfg.n_items:,} | {manifest['events']:,} | {seconds:.1f} | "
           f"{manifest['events'] / seconds:,.0f} | {peak_mib:,.0f} | {size_mib:,.0f} |")

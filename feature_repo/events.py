@@ -9,7 +9,6 @@ name of the field it concerns.
 from __future__ import annotations
 
 import json
-import math
 import uuid
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -62,12 +61,6 @@ def _check_event_time(value: datetime) -> datetime:
     return value
 
 
-def _check_price(value: float | None) -> float | None:
-    if value is not None and not math.isfinite(value):
-        raise ValueError("price must be a finite number")
-    return value
-
-
 def _check_context(value: dict[str, ContextValue] | None) -> dict[str, ContextValue] | None:
     if value is not None and len(value) > MAX_CONTEXT_KEYS:
         raise ValueError(f"context has {len(value)} keys; at most {MAX_CONTEXT_KEYS} allowed")
@@ -91,7 +84,7 @@ class ClickstreamEvent(BaseModel):
         None, description="Id of the recommendation response this event answers, if any."
     )
     model_version: Annotated[str, StringConstraints(max_length=64)] | None = None
-    price: Annotated[float | None, AfterValidator(_check_price)] = Field(None, ge=0)
+    price: float | None = Field(None, ge=0, allow_inf_nan=False)
     context: Annotated[dict[str, ContextValue] | None, AfterValidator(_check_context)] = None
 
     def to_json_bytes(self) -> bytes:
@@ -132,7 +125,8 @@ def parse_event(raw: bytes | str | dict[str, Any]) -> ClickstreamEvent:
         try:
             raw = json.loads(raw)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise EventValidationError([FieldProblem(field="$", message=f"invalid JSON: {exc}")])
+            problem = FieldProblem(field="$", message=f"invalid JSON: {exc}")
+            raise EventValidationError([problem]) from None
     if not isinstance(raw, dict):
         raise EventValidationError(
             [FieldProblem(field="$", message=f"expected a JSON object, got {type(raw).__name__}")]

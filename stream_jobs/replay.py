@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow.parquet as pq
+from kafka.producer.future import RecordMetadata
 
 from feature_repo.events import ClickstreamEvent
 from recsys.datasets.layout import event_parts
@@ -30,10 +31,18 @@ class ReplayResult:
     sent: int = 0
     seconds: float = 0.0
     by_type: Counter = field(default_factory=Counter)
+    #: partition -> (first, last) offset the broker acknowledged for this replay
+    offsets: dict[int, tuple[int, int]] = field(default_factory=dict)
 
     @property
     def rate(self) -> float:
         return self.sent / self.seconds if self.seconds else 0.0
+
+    def acknowledged(self, metadata: RecordMetadata) -> None:
+        """Producer callback (runs on the producer's I/O thread)."""
+        first, last = self.offsets.get(metadata.partition, (metadata.offset, metadata.offset))
+        self.offsets[metadata.partition] = (min(first, metadata.offset),
+                                            max(last, metadata.offset))
 
 
 def iter_events(dataset: Path, limit: int | None = None) -> Iterator[ClickstreamEvent]:
@@ -68,7 +77,7 @@ def replay(
     publisher = publisher or EventPublisher(settings)
     try:
         for event in iter_events(dataset, limit):
-            publisher.publish(event)
+            publisher.publish(event).add_callback(result.acknowledged)
             result.sent += 1
             result.by_type[event.event_type] += 1
             if rate and (ahead := result.sent / rate - (time.perf_counter() - start)) > 0.001:

@@ -73,7 +73,7 @@ USERS_FILE = "users.parquet"
 ITEMS_FILE = "items.parquet"
 EVENTS_DIR = "events"
 
-__all__ = ["EVENT_TYPES", "EVENTS_SCHEMA", "ITEMS_SCHEMA", "USERS_SCHEMA"]
+__all__ = ["EVENTS_SCHEMA", "EVENT_TYPES", "ITEMS_SCHEMA", "USERS_SCHEMA"]
 
 
 class DatasetExistsError(FileExistsError):

@@ -290,8 +290,8 @@ def _slice_events(
     v_item = _draw(cat.cum_weight, cat.cat_lo[v_cat], cat.cat_hi[v_cat], rng)
     gaps = rng.exponential(45_000, len(sess)).astype(np.int64)
     first_of_session = np.r_[0, np.cumsum(n_views)[:-1]]
-    offsets = np.cumsum(gaps) - np.repeat(np.cumsum(gaps)[first_of_session] - gaps[first_of_session],
-                                          n_views)
+    elapsed = np.cumsum(gaps)
+    offsets = elapsed - np.repeat(elapsed[first_of_session] - gaps[first_of_session], n_views)
     v_ts = start[sess] + offsets
 
     # --- funnel ---------------------------------------------------------------------

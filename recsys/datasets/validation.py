@@ -137,7 +137,8 @@ def _check_unique(report: ValidationReport, name: str, values: pa.ChunkedArray,
     if duplicates:
         counts = pc.value_counts(values)
         dup = pc.filter(counts, pc.greater(counts.field("counts"), 1)).field("values")
-        report.add(name, column, "is not unique", duplicates, dup.slice(0, MAX_EXAMPLES).to_pylist())
+        examples = dup.slice(0, MAX_EXAMPLES).to_pylist()
+        report.add(name, column, "is not unique", duplicates, examples)
 
 
 def _load_entity(report: ValidationReport, root: Path, file: str, schema: pa.Schema,

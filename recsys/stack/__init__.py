@@ -7,6 +7,7 @@ manager it always tears down, also on Ctrl-C or a failed start.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 from recsys.settings import Settings
@@ -34,6 +35,8 @@ class Stack:
     def __init__(self, settings: Settings, report: Reporter | None = None):
         self.settings = settings
         self.report = report or (lambda status: None)
+        self.started: list[str] = []
+        self._up_since = 0.0
 
     def _processes(self) -> list[ManagedProcess]:
         # Start order; stopped in reverse.
@@ -44,6 +47,7 @@ class Stack:
         ]
 
     def up(self, with_mlflow: bool = True, with_feast: bool = True) -> list[ServiceStatus]:
+        self._up_since = time.time()
         steps = [start_broker, start_redis]
         if with_mlflow:
             steps.append(start_mlflow)
@@ -52,6 +56,8 @@ class Stack:
         statuses = []
         for step in steps:
             status = step(self.settings)
+            if status.state == "started":
+                self.started.append(status.name)
             self.report(status)
             statuses.append(status)
         java = java_status(self.settings)
@@ -59,9 +65,12 @@ class Stack:
         statuses.append(java)
         return statuses
 
-    def down(self) -> list[ServiceStatus]:
+    def down(self, only_started: bool = False) -> list[ServiceStatus]:
+        """Stop managed services: all with a pidfile, or only those this object started."""
         statuses = []
         for proc in reversed(self._processes()):
+            if only_started and proc.name not in self.started:
+                continue
             stopped = proc.stop()
             status = ServiceStatus(proc.name, "-", "stopped" if stopped else "not running")
             self.report(status)
@@ -94,9 +103,17 @@ class Stack:
         try:
             self.up()
         except BaseException:
-            self.down()
+            self._started_from_pidfiles()
+            self.down(only_started=True)
             raise
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.down()
+        self.down(only_started=True)
+
+    def _started_from_pidfiles(self) -> None:
+        """After a failed start, count a service as ours if its pidfile is newer than us."""
+        for proc in self._processes():
+            fresh = proc.pidfile.exists() and proc.pidfile.stat().st_mtime >= self._up_since
+            if fresh and proc.name not in self.started:
+                self.started.append(proc.name)

