@@ -4,9 +4,10 @@
 PYTHON ?= python3.11
 VENV := .venv
 FLINK_VENV := .venv-flink
+CHECKOV_VENV := .venv-checkov
 PIP_FLAGS := --disable-pip-version-check -q
 
-.PHONY: setup system-deps demo test test-fast lint bench clean
+.PHONY: setup system-deps demo test test-fast lint terraform-check bench clean
 
 setup: system-deps $(VENV)/.installed $(FLINK_VENV)/.installed
 
@@ -28,12 +29,23 @@ $(FLINK_VENV)/.installed: requirements/flink.lock pyproject.toml
 	@$(FLINK_VENV)/bin/pip install $(PIP_FLAGS) --no-deps -e .
 	@touch $@
 
+# checkov has its own environment: its pins would fight the platform's.
+$(CHECKOV_VENV)/.installed: requirements/checkov.lock
+	@echo "setup: $(CHECKOV_VENV) (checkov for terraform/)"
+	@test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	@$(CHECKOV_VENV)/bin/pip install $(PIP_FLAGS) -r requirements/checkov.lock
+	@touch $@
+
+terraform-check: $(CHECKOV_VENV)/.installed
+	$(CHECKOV_VENV)/bin/checkov -d terraform --skip-download --compact --quiet
+
 demo: setup
 	$(VENV)/bin/recsys demo
 
 test: setup
 	@bash scripts/ensure-services.sh
 	$(VENV)/bin/ruff check .
+	@$(MAKE) --no-print-directory terraform-check
 	$(VENV)/bin/python -m pytest --cov --cov-report=term --cov-report=xml --cov-fail-under=80
 
 test-fast: $(VENV)/.installed
@@ -46,4 +58,4 @@ bench: $(VENV)/.installed
 	$(VENV)/bin/recsys bench generator
 
 clean:
-	rm -rf $(VENV) $(FLINK_VENV) .recsys data .coverage* coverage.xml
+	rm -rf $(VENV) $(FLINK_VENV) $(CHECKOV_VENV) .recsys data .coverage* coverage.xml

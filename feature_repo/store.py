@@ -12,6 +12,7 @@ import os
 import string
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import unquote, urlparse
 
 import yaml
 
@@ -25,8 +26,17 @@ FEATURE_STORE_YAML = REPO_PATH / "feature_store.yaml"
 
 
 def redis_connection_string(settings: Settings) -> str:
-    """Feast's Redis connection string (``host:port,db=N``) for the configured URL."""
-    return f"{settings.redis_host}:{settings.redis_port},db={settings.redis_db}"
+    """Feast's Redis connection string (``host:port,db=N[,password=…][,ssl=true]``).
+
+    ``rediss://:KEY@host:6380/0`` (Azure Cache for Redis) keeps its password and TLS.
+    """
+    url = urlparse(settings.redis_url)
+    parts = [f"{settings.redis_host}:{settings.redis_port}", f"db={settings.redis_db}"]
+    if url.password:
+        parts.append(f"password={unquote(url.password)}")
+    if url.scheme == "rediss":
+        parts.append("ssl=true")
+    return ",".join(parts)
 
 
 def feast_env(settings: Settings) -> dict[str, str]:

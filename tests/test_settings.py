@@ -33,6 +33,12 @@ def test_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
     assert redis_connection_string(s) == "cache.internal:6380,db=3"
 
 
+def test_redis_password_and_tls_reach_feast() -> None:
+    s = make(redis_url="rediss://:k%2Fey@cache.redis.cache.windows.net:6380/0")
+    assert redis_connection_string(s) == (
+        "cache.redis.cache.windows.net:6380,db=0,password=k/ey,ssl=true")
+
+
 def test_postgres_dsn_moves_mlflow_and_feast_registry_to_postgres() -> None:
     s = make(postgres_dsn="postgresql://mlops@db:5432/recsys")
     assert s.broker_storage_url == "memory://tansu/"  # the bundled tansu is memory-only
