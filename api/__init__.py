@@ -1,0 +1,1 @@
+"""The async FastAPI serving API: recommendations, similar items, FBT, events, A/B, hot swap."""

@@ -1,0 +1,1 @@
+"""Monitoring: KS/PSI drift against each model's baseline, CTR per model version, alerts."""

@@ -1,0 +1,1 @@
+"""Ranking: LightGBM LambdaRank on point-in-time features, ONNX export, MLflow registry."""
