@@ -16,7 +16,7 @@ from urllib.parse import unquote, urlparse
 
 import yaml
 
-from recsys.settings import Settings
+from recsys.settings import Settings, settings_env
 
 if TYPE_CHECKING:
     from feast import FeatureStore
@@ -65,4 +65,4 @@ def get_feature_store(settings: Settings) -> FeatureStore:
 
 def feast_cli_env(settings: Settings) -> dict[str, str]:
     """A full environment for running the ``feast`` CLI against this repository."""
-    return {**os.environ, **feast_env(settings)}
+    return {**os.environ, **settings_env(settings), **feast_env(settings)}

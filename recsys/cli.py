@@ -22,6 +22,8 @@ load_app = typer.Typer(help="Load public data sets into the platform's layout.",
 app.add_typer(stack_app, name="stack")
 app.add_typer(generate_app, name="generate")
 app.add_typer(load_app, name="load")
+retrieval_app = typer.Typer(help="ALS retrieval: train, evaluate.", no_args_is_help=True)
+app.add_typer(retrieval_app, name="retrieval")
 
 console = Console()
 err = Console(stderr=True)
@@ -166,6 +168,37 @@ def schema(
         console.print_json(json.dumps(event_json_schema()))
 
 
+# --- retrieval ---------------------------------------------------------------------------
+
+
+@retrieval_app.command("train")
+def retrieval_train(
+    dataset: Annotated[Path, typer.Argument(help="A data set folder (or a MovieLens folder).")],
+    out: Annotated[Path, typer.Option(help="Artifacts folder.")] = Path("data/retrieval"),
+    mlflow: Annotated[bool, typer.Option(help="Log the run to MLflow.")] = True,
+) -> None:
+    """Train ALS + popularity + content vectors; save artifacts (and log them to MLflow)."""
+    from retrieval.train import train
+
+    result = train(dataset, out, settings=_settings(), log_mlflow=mlflow)
+    run = f"; MLflow run {result.run_id}" if result.run_id else ""
+    console.print(f"artifacts in {result.out}{run}")
+
+
+@retrieval_app.command("evaluate")
+def retrieval_evaluate(
+    dataset: Annotated[Path, typer.Argument(help="A data set folder (or a MovieLens folder).")],
+    seed: Annotated[int, typer.Option()] = 42,
+    tune: Annotated[bool, typer.Option(help="Tune ALS on a validation split of the "
+                                            "training part.")] = True,
+) -> None:
+    """Offline evaluation (Microsoft Recommenders protocol); prints a Markdown table."""
+    from retrieval.evaluate import evaluate
+
+    report = evaluate(dataset, seed=seed, tune_als=tune, settings=_settings())
+    console.print(report.markdown(), markup=False)
+
+
 # --- kafka ----------------------------------------------------------------------------
 
 
@@ -245,7 +278,7 @@ def feast_cmd(ctx: typer.Context) -> None:
 
 # --- benchmarks ----------------------------------------------------------------------------
 
-BENCHMARKS = {"generator": "bench_generator.py"}
+BENCHMARKS = {"generator": "bench_generator.py", "retrieval": "bench_retrieval.py"}
 
 
 @app.command("bench", context_settings={"allow_extra_args": True,

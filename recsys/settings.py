@@ -92,10 +92,61 @@ class Settings(BaseSettings):
         description="Interpreter of the stream jobs' own environment (PyFlink pins clash "
         "with Feast's).",
     )
+    flink_jars_dir: Path = Field(
+        Path(".venv-flink/flink-jars"),
+        description="Kafka connector jars for Flink (extracted by make setup).",
+    )
+    flink_parallelism: int = Field(1, ge=1, le=64)
+    features_topic: str = "stream-features"
+    watermark_delay_ms: int = Field(
+        1_000, ge=0, description="Bounded out-of-orderness; later events go to the dead letters."
+    )
+    source_idle_timeout_ms: int = Field(
+        0, ge=0, description="Mark a silent partition idle after this long (0 = never)."
+    )
+    checkpoint_interval_s: float = Field(5.0, gt=0)
+    writer_batch_ms: int = Field(200, ge=1, description="Feature writer's batching window.")
 
     # --- API -------------------------------------------------------------------
     api_host: str = "127.0.0.1"
     api_port: int = Field(18000, ge=1, le=65535)
+
+    # --- retrieval -------------------------------------------------------------
+    als_factors: int = Field(64, ge=1, le=2048, description="ALS latent factors.")
+    als_regularization: float = Field(0.05, ge=0, description="ALS L2 regularization.")
+    als_alpha: float = Field(5.0, gt=0, description="Scale of the confidence weights.")
+    als_iterations: int = Field(15, ge=1, le=500)
+    als_half_life_days: float = Field(
+        30.0, ge=0, description="Time decay of interaction weights; 0 disables it."
+    )
+    als_seed: int = 42
+    als_num_threads: int = Field(0, ge=0, description="0 uses every core.")
+    als_weight_impression: float = Field(0.0, ge=0, description="0 ignores impressions.")
+    als_weight_view: float = Field(1.0, ge=0)
+    als_weight_click: float = Field(2.0, ge=0)
+    als_weight_add_to_cart: float = Field(4.0, ge=0)
+    als_weight_purchase: float = Field(8.0, ge=0)
+    candidate_count: int = Field(200, ge=1, le=10_000)
+    candidate_exclude: Literal["none", "purchased", "seen"] = Field(
+        "purchased", description="Items a user has already … are not candidates."
+    )
+    candidate_index: Literal["exact", "hnsw"] = Field(
+        "exact", description="exact BLAS scoring, or an approximate faiss HNSW index."
+    )
+    hnsw_m: int = Field(32, ge=4, le=256)
+    hnsw_ef_construction: int = Field(200, ge=8)
+    hnsw_ef_search: int = Field(400, ge=8)
+    cold_start_min_events: int = Field(
+        5, ge=0, description="Users with fewer events get ALS blended with popularity."
+    )
+    popularity_half_life_days: float = Field(7.0, ge=0, description="0 disables recency.")
+    content_ridge_alpha: float = Field(1.0, gt=0, description="Content → ALS factor ridge.")
+    similar_als_weight: float = Field(0.5, ge=0, le=1, description="Rest: co-occurrence.")
+    fbt_min_support: int = Field(3, ge=1, description="Baskets that hold both items.")
+    fbt_window_hours: float = Field(
+        24.0, gt=0, description="Purchases of a user this close form a basket (no session)."
+    )
+    retrieval_experiment: str = "retrieval"
 
     # --- start-up ----------------------------------------------------------------
     startup_timeout_s: float = Field(60.0, gt=0)
@@ -165,6 +216,25 @@ class Settings(BaseSettings):
     @property
     def data_path(self) -> Path:
         return self.data_dir.resolve()
+
+    @property
+    def offline_store_path(self) -> Path:
+        """Parquet offline store: one folder per feature view."""
+        return self.data_path / "offline"
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.state_path / "flink-checkpoints"
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """These settings as ``RECSYS_*`` variables, for a child process to read back."""
+    env = {}
+    for name, value in settings.model_dump(mode="json").items():
+        if value is not None:
+            env[f"RECSYS_{name.upper()}"] = str(value).lower() if isinstance(value, bool) else str(
+                value)
+    return env
 
 
 def _as_postgres_scheme(dsn: str, scheme: str) -> str:

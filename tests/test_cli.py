@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from recsys.cli import app
-from recsys.settings import Settings, get_settings
+from recsys.settings import Settings, get_settings, settings_env
 from recsys.stack.process import group_alive
 from tests.conftest import ML100K, stack_env
 
@@ -114,15 +114,7 @@ def test_demo_runs_end_to_end_on_the_running_stack(stack_settings: Settings,
 
 
 def stack_env_of(settings: Settings) -> dict[str, str]:
-    return {
-        "RECSYS_STATE_DIR": str(settings.state_dir),
-        "RECSYS_DATA_DIR": str(settings.data_dir),
-        "RECSYS_BROKER_PORT": str(settings.broker_port),
-        "RECSYS_MLFLOW_PORT": str(settings.mlflow_port),
-        "RECSYS_REDIS_URL": settings.redis_url,
-        "RECSYS_CLICKSTREAM_TOPIC": settings.clickstream_topic,
-        "RECSYS_DEAD_LETTER_TOPIC": settings.dead_letter_topic,
-    }
+    return settings_env(settings)
 
 
 @pytest.mark.integration
@@ -168,3 +160,19 @@ def test_consume_gives_up_after_its_timeout_on_an_empty_topic(
     assert result.exit_code == 0, result.output
     assert "0 event(s)" in result.output
     assert time.monotonic() - started < 30
+
+
+@pytest.mark.integration
+def test_retrieval_train_and_evaluate_commands(stack_settings: Settings, small_dataset: Path,
+                                               tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    for key, value in stack_env_of(stack_settings).items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("RECSYS_ALS_ITERATIONS", "3")
+    result = invoke("retrieval", "train", str(small_dataset), "--out", str(tmp_path / "als"))
+    assert result.exit_code == 0, result.output
+    assert "MLflow run" in result.output
+    assert (tmp_path / "als").is_dir() and any((tmp_path / "als").iterdir())
+    result = invoke("retrieval", "evaluate", str(small_dataset), "--no-tune")
+    assert result.exit_code == 0, result.output
+    assert "| popularity" in result.output and "nDCG@10" in result.output

@@ -80,3 +80,14 @@ def test_feature_store_yaml_is_filled_from_settings(tmp_path: Path) -> None:
     assert config["registry"]["path"] == str(tmp_path.resolve() / "feast-registry.db")
     assert set(feast_env(s)) == {"RECSYS_FEAST_PROJECT", "RECSYS_FEAST_REGISTRY_TYPE",
                                  "RECSYS_FEAST_REGISTRY", "RECSYS_FEAST_REDIS"}
+
+
+def test_settings_round_trip_through_the_environment(monkeypatch: pytest.MonkeyPatch,
+                                                     tmp_path: Path) -> None:
+    from recsys.settings import settings_env
+
+    original = make(state_dir=str(tmp_path), broker_port="29999", redis_autostart="false",
+                    postgres_dsn="postgresql://a@b/c")
+    for key, value in settings_env(original).items():
+        monkeypatch.setenv(key, value)
+    assert Settings(_env_file=None) == original
