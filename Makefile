@@ -27,6 +27,7 @@ $(FLINK_VENV)/.installed: requirements/flink.lock pyproject.toml
 	@test -x $(FLINK_VENV)/bin/python || $(PYTHON) -m venv $(FLINK_VENV)
 	@$(FLINK_VENV)/bin/pip install $(PIP_FLAGS) -r requirements/flink.lock
 	@$(FLINK_VENV)/bin/pip install $(PIP_FLAGS) --no-deps -e .
+	@bash scripts/flink-jars.sh $(FLINK_VENV)
 	@touch $@
 
 # checkov has its own environment: its pins would fight the platform's.

@@ -31,7 +31,8 @@ def admin_client(settings: Settings, timeout_ms: int = 5_000) -> KafkaAdminClien
 
 def ensure_topics(settings: Settings, topics: Iterable[str] | None = None) -> list[str]:
     """Create the platform's topics if missing; returns those that were created."""
-    wanted = list(topics or (settings.clickstream_topic, settings.dead_letter_topic))
+    wanted = list(topics or (settings.clickstream_topic, settings.dead_letter_topic,
+                             settings.features_topic))
     admin = admin_client(settings)
     try:
         existing = set(admin.list_topics())

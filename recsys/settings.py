@@ -223,8 +223,21 @@ class Settings(BaseSettings):
         return self.data_path / "offline"
 
     @property
+    def flink_python_path(self) -> Path:
+        return _under_project(self.flink_python)
+
+    @property
+    def flink_jars_path(self) -> Path:
+        return _under_project(self.flink_jars_dir)
+
+    @property
     def checkpoint_path(self) -> Path:
         return self.state_path / "flink-checkpoints"
+
+
+def _under_project(path: Path) -> Path:
+    """Tool paths such as .venv-flink/… are relative to the project, not the cwd."""
+    return path if path.is_absolute() else PROJECT_ROOT / path
 
 
 def settings_env(settings: Settings) -> dict[str, str]:

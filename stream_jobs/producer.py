@@ -19,11 +19,15 @@ class EventPublisher:
         self.topic = settings.clickstream_topic
         self._producer = producer or make_producer(settings)
 
-    def publish(self, event: ClickstreamEvent | dict[str, Any]) -> FutureRecordMetadata:
+    def publish(self, event: ClickstreamEvent | dict[str, Any],
+                partition: int | None = None) -> FutureRecordMetadata:
         if not isinstance(event, ClickstreamEvent):
             event = parse_event(event)  # raises EventValidationError with every problem
         return self._producer.send(self.topic, key=event.user_id.encode(),
-                                   value=event.to_json_bytes())
+                                   value=event.to_json_bytes(), partition=partition)
+
+    def partitions(self) -> set[int]:
+        return self._producer.partitions_for(self.topic)
 
     def flush(self, timeout_s: float | None = 30) -> None:
         self._producer.flush(timeout=timeout_s)

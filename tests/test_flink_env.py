@@ -13,7 +13,7 @@ pytestmark = pytest.mark.integration
 
 
 def test_pyflink_runs_an_event_time_window_job_in_its_own_environment() -> None:
-    python = PROJECT_ROOT / Settings(_env_file=None).flink_python
+    python = Settings(_env_file=None).flink_python_path
     assert python.exists(), f"{python} missing: run `make setup`"
     result = subprocess.run([str(python), "-m", "stream_jobs.flink_smoke"], cwd=PROJECT_ROOT,
                             capture_output=True, text=True, timeout=300)
@@ -28,7 +28,7 @@ def test_pyflink_runs_an_event_time_window_job_in_its_own_environment() -> None:
 
 def test_the_two_environments_really_differ_where_they_clash() -> None:
     """Why there are two: PyFlink pins protobuf 5, Feast needs a newer one."""
-    python = PROJECT_ROOT / Settings(_env_file=None).flink_python
+    python = Settings(_env_file=None).flink_python_path
     probe = "import google.protobuf as p; print(p.__version__)"
     flink_pb = subprocess.run([str(python), "-c", probe], capture_output=True, text=True,
                               timeout=60).stdout.strip()
