@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -24,6 +25,9 @@ app.add_typer(generate_app, name="generate")
 app.add_typer(load_app, name="load")
 retrieval_app = typer.Typer(help="ALS retrieval: train, evaluate.", no_args_is_help=True)
 app.add_typer(retrieval_app, name="retrieval")
+stream_app = typer.Typer(help="The PyFlink feature job and the Feast feature writer.",
+                         no_args_is_help=True)
+app.add_typer(stream_app, name="stream")
 
 console = Console()
 err = Console(stderr=True)
@@ -166,6 +170,34 @@ def schema(
         console.print(f"written {write_json_schema(out)}")
     else:
         console.print_json(json.dumps(event_json_schema()))
+
+
+# --- stream ---------------------------------------------------------------------------------
+
+
+@stream_app.command("job")
+def stream_job(
+    restore: Annotated[bool, typer.Option(help="Resume from the newest checkpoint.")] = False,
+) -> None:
+    """Run the Flink feature job in the foreground (in the stream jobs' environment)."""
+    from recsys.kafka_io import ensure_topics
+    from recsys.settings import settings_env
+
+    settings = _settings()
+    python = settings.flink_python_path
+    if not python.exists():
+        raise _fail(f"{python} missing: run `make setup`")
+    ensure_topics(settings)
+    argv = [str(python), "-m", "stream_jobs.features_job", *(["--restore"] if restore else [])]
+    raise typer.Exit(subprocess.call(argv, env={**os.environ, **settings_env(settings)}))
+
+
+@stream_app.command("writer")
+def stream_writer() -> None:
+    """Write the job's feature rows into Feast (online + offline) until Ctrl-C."""
+    from stream_jobs.feature_writer import main
+
+    main()
 
 
 # --- retrieval ---------------------------------------------------------------------------

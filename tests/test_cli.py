@@ -176,3 +176,11 @@ def test_retrieval_train_and_evaluate_commands(stack_settings: Settings, small_d
     result = invoke("retrieval", "evaluate", str(small_dataset), "--no-tune")
     assert result.exit_code == 0, result.output
     assert "| popularity" in result.output and "nDCG@10" in result.output
+
+
+def test_stream_job_refuses_to_start_without_its_environment(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("RECSYS_FLINK_PYTHON", str(tmp_path / "missing" / "python"))
+    result = invoke("stream", "job")
+    assert result.exit_code == 1
+    assert "make setup" in result.output
