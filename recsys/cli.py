@@ -228,7 +228,7 @@ def retrieval_evaluate(
     from retrieval.evaluate import evaluate
 
     report = evaluate(dataset, seed=seed, tune_als=tune, settings=_settings())
-    console.print(report.markdown(), markup=False)
+    typer.echo(report.markdown())  # plain: a Markdown table must not be wrapped
 
 
 # --- kafka ----------------------------------------------------------------------------

@@ -21,11 +21,19 @@ CLIENT_ID = "recsys"
 GROUP_TIMEOUTS = {"max_poll_interval_ms": 10_000, "session_timeout_ms": 10_000}
 
 
+def security_config(settings: Settings) -> dict[str, str]:
+    """kafka-python's names for the broker security settings (empty for PLAINTEXT)."""
+    names = {"security.protocol": "security_protocol", "sasl.mechanism": "sasl_mechanism",
+             "sasl.username": "sasl_plain_username", "sasl.password": "sasl_plain_password"}
+    return {names[key]: value for key, value in settings.kafka_security.items()}
+
+
 def admin_client(settings: Settings, timeout_ms: int = 5_000) -> KafkaAdminClient:
     return KafkaAdminClient(
         bootstrap_servers=settings.bootstrap_servers,
         client_id=f"{CLIENT_ID}-admin",
         request_timeout_ms=timeout_ms,
+        **security_config(settings),
     )
 
 
@@ -65,6 +73,7 @@ def make_producer(settings: Settings, **overrides: object) -> KafkaProducer:
         "linger_ms": 5,
         "batch_size": 256 * 1024,
         "max_in_flight_requests_per_connection": 1,
+        **security_config(settings),
     }
     config.update(overrides)
     return KafkaProducer(**config)
@@ -84,6 +93,7 @@ def make_consumer(
         "auto_offset_reset": "earliest",
         "enable_auto_commit": False,
         **GROUP_TIMEOUTS,
+        **security_config(settings),
     }
     config.update(overrides)
     return KafkaConsumer(*topics, **config)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlparse
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -51,6 +51,16 @@ class Settings(BaseSettings):
     )
     broker_autostart: bool = Field(
         True, description="Start the embedded tansu broker when the stack comes up."
+    )
+    broker_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="SASL_SSL for Azure Event Hubs' Kafka endpoint."
+    )
+    broker_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
+    broker_sasl_username: str | None = Field(
+        None, description="Event Hubs: the literal $ConnectionString."
+    )
+    broker_sasl_password: SecretStr | None = Field(
+        None, description="Event Hubs: the namespace connection string (from Key Vault)."
     )
     clickstream_topic: str = "clickstream"
     dead_letter_topic: str = "clickstream-dlq"
@@ -165,6 +175,20 @@ class Settings(BaseSettings):
 
     # --- derived -------------------------------------------------------------
     @property
+    def kafka_security(self) -> dict[str, str]:
+        """Client security settings, in the Java client's property names."""
+        if self.broker_security_protocol == "PLAINTEXT":
+            return {}
+        props = {"security.protocol": self.broker_security_protocol}
+        if self.broker_security_protocol.startswith("SASL"):
+            password = self.broker_sasl_password.get_secret_value() if (
+                self.broker_sasl_password) else ""
+            props["sasl.mechanism"] = self.broker_sasl_mechanism
+            props["sasl.username"] = self.broker_sasl_username or ""
+            props["sasl.password"] = password
+        return props
+
+    @property
     def bootstrap_servers(self) -> str:
         return f"{self.broker_host}:{self.broker_port}"
 
@@ -244,6 +268,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
     """These settings as ``RECSYS_*`` variables, for a child process to read back."""
     env = {}
     for name, value in settings.model_dump(mode="json").items():
+        if isinstance(getattr(settings, name), SecretStr):
+            value = getattr(settings, name).get_secret_value()
         if value is not None:
             env[f"RECSYS_{name.upper()}"] = str(value).lower() if isinstance(value, bool) else str(
                 value)

@@ -39,6 +39,13 @@ class JobConfig:
     features_topic: str
     group_id: str
     watermark_delay_ms: int = 1_000
+    #: Java client properties, e.g. security.protocol / sasl.mechanism / sasl.jaas.config
+    client_properties: tuple[tuple[str, str], ...] = ()
+
+
+def _client_options(cfg: JobConfig) -> str:
+    return "".join(f",\n  'properties.{key}' = '{value.replace(chr(39), chr(39) * 2)}'"
+                   for key, value in cfg.client_properties)
 
 
 def _json(field: str) -> str:
@@ -94,7 +101,7 @@ CREATE TABLE clickstream_raw (
   'properties.bootstrap.servers' = '{cfg.bootstrap_servers}',
   'properties.group.id' = '{cfg.group_id}',
   'scan.startup.mode' = 'earliest-offset',
-  'format' = 'raw'
+  'format' = 'raw'{_client_options(cfg)}
 )"""
 
 
@@ -152,7 +159,7 @@ CREATE TABLE {name} (
   'properties.bootstrap.servers' = '{cfg.bootstrap_servers}',
   'sink.delivery-guarantee' = 'at-least-once',
   'format' = 'json',
-  'json.timestamp-format.standard' = 'ISO-8601'
+  'json.timestamp-format.standard' = 'ISO-8601'{_client_options(cfg)}
 )"""
 
 

@@ -36,7 +36,21 @@ def job_config(settings: Settings) -> JobConfig:
         features_topic=settings.features_topic,
         group_id=f"{settings.consumer_group}-features",
         watermark_delay_ms=settings.watermark_delay_ms,
+        client_properties=tuple(java_client_properties(settings).items()),
     )
+
+
+def java_client_properties(settings: Settings) -> dict[str, str]:
+    """The broker security settings as Java Kafka client properties."""
+    props = dict(settings.kafka_security)
+    username, password = props.pop("sasl.username", None), props.pop("sasl.password", None)
+    if username is not None:
+        module = "org.apache.kafka.common.security.plain.PlainLoginModule" if (
+            settings.broker_sasl_mechanism == "PLAIN") else (
+            "org.apache.kafka.common.security.scram.ScramLoginModule")
+        props["sasl.jaas.config"] = (f'{module} required username="{username}" '
+                                     f'password="{password}";')
+    return props
 
 
 def flink_options(settings: Settings, restore_from: Path | None) -> dict[str, str]:

@@ -91,3 +91,26 @@ def test_settings_round_trip_through_the_environment(monkeypatch: pytest.MonkeyP
     for key, value in settings_env(original).items():
         monkeypatch.setenv(key, value)
     assert Settings(_env_file=None) == original
+
+
+def test_event_hubs_sasl_reaches_every_kafka_client() -> None:
+    from recsys.kafka_io import security_config
+    from stream_jobs.feature_sql import statements
+    from stream_jobs.features_job import java_client_properties, job_config
+
+    connection = "Endpoint=sb://ns.servicebus.windows.net/;SharedAccessKey=k'ey"
+    s = make(broker_security_protocol="SASL_SSL", broker_sasl_username="$ConnectionString",
+             broker_sasl_password=connection)
+    assert security_config(s) == {"security_protocol": "SASL_SSL", "sasl_mechanism": "PLAIN",
+                                  "sasl_plain_username": "$ConnectionString",
+                                  "sasl_plain_password": connection}
+    java = java_client_properties(s)
+    assert java["security.protocol"] == "SASL_SSL"
+    assert java["sasl.jaas.config"] == (
+        "org.apache.kafka.common.security.plain.PlainLoginModule required "
+        f'username="$ConnectionString" password="{connection}";')
+    ddl, _ = statements(job_config(s))
+    assert "'properties.security.protocol' = 'SASL_SSL'" in ddl[0]
+    assert "SharedAccessKey=k''ey" in ddl[0]  # quote escaped inside the SQL literal
+    assert connection not in s.model_dump_json()  # the secret is masked when printed
+    assert security_config(make()) == {}

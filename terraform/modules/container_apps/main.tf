@@ -8,6 +8,10 @@ locals {
     RECSYS_BROKER_HOST           = var.broker_host
     RECSYS_BROKER_PORT           = tostring(var.broker_port)
     RECSYS_BROKER_AUTOSTART      = "false"
+    # Event Hubs' Kafka endpoint: SASL PLAIN over TLS, user "$ConnectionString".
+    RECSYS_BROKER_SECURITY_PROTOCOL = "SASL_SSL"
+    RECSYS_BROKER_SASL_MECHANISM    = "PLAIN"
+    RECSYS_BROKER_SASL_USERNAME     = "$ConnectionString"
     RECSYS_CLICKSTREAM_TOPIC     = var.clickstream_topic
     RECSYS_DEAD_LETTER_TOPIC     = var.dead_letter_topic
     RECSYS_TOPIC_PARTITIONS      = tostring(var.topic_partitions)
@@ -26,8 +30,9 @@ locals {
 
   # Secret-bearing settings: env var name => Key Vault-backed app secret name.
   common_secret_env = {
-    RECSYS_REDIS_URL    = "redis-url"
-    RECSYS_POSTGRES_DSN = "postgres-dsn"
+    RECSYS_REDIS_URL            = "redis-url"
+    RECSYS_POSTGRES_DSN         = "postgres-dsn"
+    RECSYS_BROKER_SASL_PASSWORD = "eventhubs-connection-string" # checkov:skip=CKV_SECRET_6:the name of a Key Vault-backed app secret, not a value
   }
 
   services = {
@@ -43,8 +48,8 @@ locals {
         RECSYS_API_PORT = "8000"
       })
       secret_env = local.common_secret_env
-      # Mounted as files under /mnt/secrets (no Settings field carries them yet).
-      secret_files = ["eventhubs-connection-string", "jwt-secret"]
+      # Mounted as a file under /mnt/secrets (no Settings field carries it yet).
+      secret_files = ["jwt-secret"]
     }
     monitor = {
       target_port  = 8000
@@ -55,7 +60,7 @@ locals {
       command      = var.commands["monitor"]
       env          = local.common_env
       secret_env   = local.common_secret_env
-      secret_files = ["eventhubs-connection-string"]
+      secret_files = []
     }
     rollback = {
       target_port  = 8000
