@@ -50,12 +50,6 @@ def settings_for(root: Path, tag: str) -> Settings:
     )
 
 
-def run_writer(writer: FeatureWriter, stop: threading.Event) -> threading.Thread:
-    thread = threading.Thread(target=writer.run, kwargs={"stop": stop}, daemon=True)
-    thread.start()
-    return thread
-
-
 def wait_for_job(job, timeout_s: float = 120) -> None:
     deadline = time.monotonic() + timeout_s
     while "running" not in job.log_tail(5) and time.monotonic() < deadline:
@@ -75,19 +69,16 @@ def throughput(settings: Settings, n_events: int) -> dict:
     producer.flush()
     send_heartbeats(settings, last_ts)
     rows = n_events * len(ALL_STREAM_VIEWS)
-    writer, stop = FeatureWriter(settings), threading.Event()
+    writer, first = FeatureWriter(settings), None
+
+    def first_row(_: int) -> None:
+        nonlocal first
+        first = first or time.perf_counter()
+
     started = time.perf_counter()
     job = start_feature_job(settings)
-    thread = run_writer(writer, stop)
-    first = None
-    deadline = time.monotonic() + 1_800
-    while writer.stats.rows < rows and time.monotonic() < deadline and job.pid():
-        if first is None and writer.stats.rows:
-            first = time.perf_counter()
-        time.sleep(0.2)
+    writer.run_until(rows, timeout_s=1_800, still_running=job.pid, progress=first_row)
     done = time.perf_counter()
-    stop.set()
-    thread.join(timeout=30)
     job.stop()
     return {"events": n_events, "rows": writer.stats.rows, "expected_rows": rows,
             "seconds_total": done - started,
@@ -99,7 +90,8 @@ def freshness(settings: Settings, rate: float, seconds: float) -> dict:
     job = start_feature_job(settings)
     wait_for_job(job)
     writer, stop = FeatureWriter(settings), threading.Event()
-    thread = run_writer(writer, stop)
+    thread = threading.Thread(target=writer.run, kwargs={"stop": stop}, daemon=True)
+    thread.start()
     time.sleep(5)  # the job's first fetches
     producer = make_producer(settings, linger_ms=0)
     rng = np.random.default_rng(7)

@@ -10,7 +10,6 @@ monitoring) extend this job.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -106,17 +105,9 @@ def _stream_features(settings: Settings, console: Console, dataset, sent) -> boo
         send_heartbeats(settings, sent.last_ts)  # the watermark passes every replayed event
         expected_rows = sent.sent * len(ALL_STREAM_VIEWS)
         writer = FeatureWriter(settings)
-        stop = threading.Event()
-        thread = threading.Thread(target=writer.run, kwargs={"stop": stop}, daemon=True)
-        thread.start()
         with progress_bar(expected_rows, "feature rows") as advance:
-            done, deadline = 0, time.monotonic() + 300
-            while done < expected_rows and time.monotonic() < deadline and job.pid():
-                time.sleep(0.5)
-                advance(writer.stats.rows - done)
-                done = writer.stats.rows
-        stop.set()
-        thread.join(timeout=30)
+            writer.run_until(expected_rows, timeout_s=300, still_running=job.pid,
+                             progress=advance)
     finally:
         job.stop()
     console.print(f"  Flink job + writer: {writer.stats.rows:,}/{expected_rows:,} feature rows, "

@@ -19,7 +19,7 @@ import signal
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -128,6 +128,29 @@ class FeatureWriter:
                 consumer.commit()
         finally:
             consumer.close()
+
+
+    def run_until(self, rows: int, timeout_s: float,
+                  still_running: Callable[[], object] = lambda: True,
+                  progress: Callable[[int], None] | None = None) -> bool:
+        """Consume in a background thread until ``rows`` rows are written, the timeout
+        passes or ``still_running()`` turns false (say, the job died); True if reached."""
+        stop = threading.Event()
+        thread = threading.Thread(target=self.run, kwargs={"stop": stop}, daemon=True)
+        thread.start()
+        deadline, reported = time.monotonic() + timeout_s, 0
+        try:
+            while self.stats.rows < rows and time.monotonic() < deadline and still_running():
+                time.sleep(0.2)
+                if progress and self.stats.rows > reported:
+                    progress(self.stats.rows - reported)
+                    reported = self.stats.rows
+        finally:
+            stop.set()
+            thread.join(timeout=30)
+        if progress and self.stats.rows > reported:
+            progress(self.stats.rows - reported)
+        return self.stats.rows >= rows
 
 
 def main() -> None:

@@ -92,7 +92,7 @@ def test_settings_masks_passwords(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.integration
 def test_replay_and_consume_on_the_running_stack(stack_settings: Settings, small_dataset: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    for key, value in stack_env_of(stack_settings).items():
+    for key, value in settings_env(stack_settings).items():
         monkeypatch.setenv(key, value)
     result = invoke("replay", str(small_dataset), "--limit", "300")
     assert result.exit_code == 0, result.output
@@ -105,16 +105,13 @@ def test_replay_and_consume_on_the_running_stack(stack_settings: Settings, small
 @pytest.mark.integration
 def test_demo_runs_end_to_end_on_the_running_stack(stack_settings: Settings,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    for key, value in stack_env_of(stack_settings).items():
+    for key, value in settings_env(stack_settings).items():
         monkeypatch.setenv(key, value)
     result = invoke("demo")
     assert result.exit_code == 0, result.output
     assert "OK: 30,000/30,000 events read back, 0 invalid" in result.output
     assert "entity:item" in result.output and "entity:user" in result.output
 
-
-def stack_env_of(settings: Settings) -> dict[str, str]:
-    return settings_env(settings)
 
 
 @pytest.mark.integration
@@ -149,7 +146,7 @@ def test_bench_runs_the_generator_benchmark() -> None:
 @pytest.mark.integration
 def test_consume_gives_up_after_its_timeout_on_an_empty_topic(
         stack_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
-    for key, value in stack_env_of(stack_settings).items():
+    for key, value in settings_env(stack_settings).items():
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("RECSYS_CLICKSTREAM_TOPIC", "empty-topic")
     from recsys.kafka_io import ensure_topics
@@ -166,7 +163,7 @@ def test_consume_gives_up_after_its_timeout_on_an_empty_topic(
 def test_retrieval_train_and_evaluate_commands(stack_settings: Settings, small_dataset: Path,
                                                tmp_path: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    for key, value in stack_env_of(stack_settings).items():
+    for key, value in settings_env(stack_settings).items():
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("RECSYS_ALS_ITERATIONS", "3")
     result = invoke("retrieval", "train", str(small_dataset), "--out", str(tmp_path / "als"))

@@ -8,7 +8,6 @@ the writer puts them into Feast; the test reads them back online and offline.
 from __future__ import annotations
 
 import json
-import threading
 import time
 import uuid
 from collections import Counter
@@ -98,14 +97,7 @@ def stream_settings(stack_settings: Settings, tmp_path) -> Iterator[Settings]:
 
 def run_writer_until(settings: Settings, rows: int, timeout_s: float = 150) -> FeatureWriter:
     writer = FeatureWriter(settings)
-    stop = threading.Event()
-    thread = threading.Thread(target=writer.run, kwargs={"stop": stop}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + timeout_s
-    while writer.stats.rows < rows and time.monotonic() < deadline:
-        time.sleep(0.5)
-    stop.set()
-    thread.join(timeout=10)
+    writer.run_until(rows, timeout_s)
     return writer
 
 
