@@ -11,22 +11,28 @@ ExcludeMode = Literal["none", "purchased", "seen"]
 IndexKind = Literal["exact", "hnsw"]
 
 
+def _default(setting: str) -> Any:
+    """Defaults come from the settings object, so the two can never disagree."""
+    return Settings.model_fields[setting].default
+
+
 def default_event_weights() -> dict[str, float]:
-    return {"impression": 0.0, "view": 1.0, "click": 2.0, "add_to_cart": 4.0, "purchase": 8.0}
+    return {t: _default(f"als_weight_{t}")
+            for t in ("impression", "view", "click", "add_to_cart", "purchase")}
 
 
 @dataclass(frozen=True)
 class ALSConfig:
     """ALS hyper-parameters and how events become confidence weights."""
 
-    factors: int = 64
-    regularization: float = 0.05
-    alpha: float = 5.0
-    iterations: int = 15
-    half_life_days: float = 30.0  # 0 disables time decay
+    factors: int = _default("als_factors")
+    regularization: float = _default("als_regularization")
+    alpha: float = _default("als_alpha")
+    iterations: int = _default("als_iterations")
+    half_life_days: float = _default("als_half_life_days")  # 0 disables time decay
     event_weights: dict[str, float] = field(default_factory=default_event_weights)
-    seed: int = 42
-    num_threads: int = 0
+    seed: int = _default("als_seed")
+    num_threads: int = _default("als_num_threads")
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ALSConfig:
@@ -62,18 +68,18 @@ class ALSConfig:
 class RetrievalConfig:
     """Serving-side knobs: candidates, cold start, similar items, FBT."""
 
-    candidate_count: int = 200
-    exclude: ExcludeMode = "purchased"
-    index: IndexKind = "exact"
-    hnsw_m: int = 32
-    hnsw_ef_construction: int = 200
-    hnsw_ef_search: int = 400
-    cold_start_min_events: int = 5
-    popularity_half_life_days: float = 7.0
-    content_ridge_alpha: float = 1.0
-    similar_als_weight: float = 0.5
-    fbt_min_support: int = 3
-    fbt_window_hours: float = 24.0
+    candidate_count: int = _default("candidate_count")
+    exclude: ExcludeMode = _default("candidate_exclude")  # noqa: RUF009 (an immutable str)
+    index: IndexKind = _default("candidate_index")  # noqa: RUF009 (an immutable str)
+    hnsw_m: int = _default("hnsw_m")
+    hnsw_ef_construction: int = _default("hnsw_ef_construction")
+    hnsw_ef_search: int = _default("hnsw_ef_search")
+    cold_start_min_events: int = _default("cold_start_min_events")
+    popularity_half_life_days: float = _default("popularity_half_life_days")
+    content_ridge_alpha: float = _default("content_ridge_alpha")
+    similar_als_weight: float = _default("similar_als_weight")
+    fbt_min_support: int = _default("fbt_min_support")
+    fbt_window_hours: float = _default("fbt_window_hours")
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RetrievalConfig:

@@ -384,3 +384,12 @@ def test_top_k_on_a_catalogue_smaller_than_k_ranks_every_item() -> None:
     exclude = sp.csr_matrix(np.array([[0, 0, 1]]))
     ranked = top_k(scores, exclude, np.array([0]), k=200)[0]
     assert ranked[:2].tolist() == [1, 0]  # item 2 excluded, sorted last at -inf
+
+
+def test_retrieval_defaults_are_the_settings_defaults() -> None:
+    from recsys.settings import Settings
+    from retrieval.config import ALSConfig, RetrievalConfig
+
+    settings = Settings(_env_file=None)
+    assert ALSConfig() == ALSConfig.from_settings(settings)
+    assert RetrievalConfig() == RetrievalConfig.from_settings(settings)

@@ -24,8 +24,6 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from feature_repo.events import EVENT_TYPES
-
 TS = pa.timestamp("ms", tz="UTC")
 
 USERS_SCHEMA = pa.schema(
@@ -52,8 +50,6 @@ ITEMS_SCHEMA = pa.schema(
     ]
 )
 
-EVENT_TYPE_DICT = pa.dictionary(pa.int8(), pa.string())
-
 EVENTS_SCHEMA = pa.schema(
     [
         pa.field("event_id", pa.string(), nullable=False),
@@ -73,7 +69,6 @@ USERS_FILE = "users.parquet"
 ITEMS_FILE = "items.parquet"
 EVENTS_DIR = "events"
 
-__all__ = ["EVENTS_SCHEMA", "EVENT_TYPES", "ITEMS_SCHEMA", "USERS_SCHEMA"]
 
 
 class DatasetExistsError(FileExistsError):
