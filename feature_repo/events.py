@@ -19,8 +19,10 @@ from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
+    FiniteFloat,
     StringConstraints,
     ValidationError,
 )
@@ -49,7 +51,7 @@ EVENT_TYPES: tuple[str, ...] = tuple(t.value for t in EventType)
 #: Ids are 1-64 characters of letters, digits and ``_.:@-`` (also checked on whole files).
 ID_PATTERN = r"^[A-Za-z0-9_.:@\-]{1,64}$"
 Identifier = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
-ContextValue = str | int | float | bool | None
+ContextValue = str | int | FiniteFloat | bool | None
 
 
 def _check_event_time(value: datetime) -> datetime:
@@ -58,6 +60,21 @@ def _check_event_time(value: datetime) -> datetime:
         raise ValueError(f"timestamp is before {EARLIEST_EVENT_TIME.date().isoformat()}")
     if value > datetime.now(UTC) + MAX_FUTURE_SKEW:
         raise ValueError("timestamp is in the future (more than 5 minutes ahead of now)")
+    return value
+
+
+def _no_number(value: object) -> object:
+    """``ts`` is ISO 8601 text (or a datetime in Python), never epoch numbers, which the
+    stream job's parser does not read either."""
+    if isinstance(value, int | float):
+        raise ValueError("timestamp must be an ISO 8601 string with a UTC offset, not a number")
+    return value
+
+
+def _no_bool(value: object) -> object:
+    """A price is a number (or numeric text, as the stream job reads it), never a boolean."""
+    if isinstance(value, bool):
+        raise ValueError("price must be a number, not a boolean")
     return value
 
 
@@ -76,7 +93,8 @@ class ClickstreamEvent(BaseModel):
     user_id: Identifier
     item_id: Identifier
     event_type: EventType
-    ts: Annotated[AwareDatetime, AfterValidator(_check_event_time)] = Field(
+    ts: Annotated[AwareDatetime, BeforeValidator(_no_number),
+                  AfterValidator(_check_event_time)] = Field(
         description="Event time, ISO 8601 with a UTC offset."
     )
     session_id: Identifier | None = None
@@ -84,7 +102,8 @@ class ClickstreamEvent(BaseModel):
         None, description="Id of the recommendation response this event answers, if any."
     )
     model_version: Annotated[str, StringConstraints(max_length=64)] | None = None
-    price: float | None = Field(None, ge=0, allow_inf_nan=False)
+    price: Annotated[float | None, BeforeValidator(_no_bool)] = Field(None, ge=0,
+                                                                      allow_inf_nan=False)
     context: Annotated[dict[str, ContextValue] | None, AfterValidator(_check_context)] = None
 
     def to_json_bytes(self) -> bytes:

@@ -5,9 +5,12 @@ same ``RECSYS_*`` variables as everything else::
 
     .venv-flink/bin/python -m stream_jobs.features_job [--restore]
 
-The SQL runs in the JVM (no Python UDFs on the hot path). Checkpoints are kept
-under ``<state_dir>/flink-checkpoints``; ``--restore`` resumes from the newest
-completed one, so a killed job continues without losing or double counting.
+The job is a Java DataStream topology (``stream_jobs/java``, compiled into a jar on
+first use by ``udf_jar``) added to this PyFlink environment through the py4j
+gateway: nothing runs in Python once it is submitted. Its settings travel as global
+job parameters (``job_spec``). Checkpoints are kept under
+``<state_dir>/flink-checkpoints``; ``--restore`` resumes from the newest completed
+one, so a killed job continues without losing or double counting.
 """
 
 from __future__ import annotations
@@ -16,8 +19,12 @@ import argparse
 import sys
 from pathlib import Path
 
+from feature_repo.specs import COUNT_COLUMNS
+from feature_repo.store import render_config
 from recsys.settings import Settings
-from stream_jobs.feature_sql import JobConfig, statements
+from stream_jobs.catalogue import export_catalogue
+from stream_jobs.job_spec import JOB_CLASS, JobConfig
+from stream_jobs.udf_jar import ensure_udf_jar
 
 JARS = ("flink-connector-kafka.jar", "kafka-clients.jar")
 
@@ -28,7 +35,9 @@ def latest_checkpoint(root: Path) -> Path | None:
     return max(done, key=lambda p: p.stat().st_mtime) if done else None
 
 
-def job_config(settings: Settings) -> JobConfig:
+def job_config(settings: Settings, catalogue_path: str = "") -> JobConfig:
+    half_life_ms = int(settings.popularity_half_life_days * 86_400_000)
+    feast = render_config(settings)
     return JobConfig(
         bootstrap_servers=settings.bootstrap_servers,
         clickstream_topic=settings.clickstream_topic,
@@ -36,7 +45,19 @@ def job_config(settings: Settings) -> JobConfig:
         features_topic=settings.features_topic,
         group_id=f"{settings.consumer_group}-features",
         watermark_delay_ms=settings.watermark_delay_ms,
+        source_idle_timeout_ms=settings.source_idle_timeout_ms,
         client_properties=tuple(java_client_properties(settings).items()),
+        # the same weights as retrieval's popularity and ALS confidence
+        event_weights=tuple(float(getattr(settings, f"als_weight_{t}"))
+                            for t in COUNT_COLUMNS.values()),
+        half_life_ms=half_life_ms,
+        pair_windows_ms=(int(settings.stream_co_view_window_minutes * 60_000),
+                         int(settings.fbt_window_hours * 3_600_000)),
+        catalogue_path=catalogue_path,
+        emit_interval_ms=settings.stream_emit_interval_ms,
+        emit_max_rows=settings.stream_emit_max_rows,
+        feast_project=feast["project"],
+        key_serialization_version=int(feast.get("entity_key_serialization_version", 3)),
     )
 
 
@@ -53,19 +74,31 @@ def java_client_properties(settings: Settings) -> dict[str, str]:
     return props
 
 
-def flink_options(settings: Settings, restore_from: Path | None) -> dict[str, str]:
+def _map_option(values: dict[str, str]) -> str:
+    """A Flink map option, each level quoted: values hold ':' and ','."""
+    def quoted(text: str, mark: str) -> str:
+        return mark + text.replace(mark, mark * 2) + mark
+
+    return ",".join(quoted(quoted(k, '"') + ":" + quoted(v, '"'), "'")
+                    for k, v in values.items())
+
+
+def flink_options(settings: Settings, restore_from: Path | None,
+                  cfg: JobConfig | None = None, udf_jar: Path | None = None) -> dict[str, str]:
     jars_dir = settings.flink_jars_path
     missing = [jar for jar in JARS if not (jars_dir / jar).exists()]
     if missing:
         raise SystemExit(f"missing {', '.join(missing)} in {jars_dir}: run `make setup`")
+    jars = [jars_dir / jar for jar in JARS] + ([udf_jar] if udf_jar else [])
+    cfg = cfg or job_config(settings)
     options = {
         "pipeline.name": "recsys-features",
-        "pipeline.jars": ";".join((jars_dir / jar).as_uri() for jar in JARS),
+        "pipeline.jars": ";".join(jar.as_uri() for jar in jars),
+        "pipeline.global-job-parameters": _map_option(cfg.job_parameters()),
+        # records are handed between chained operators as they are (none is kept or changed
+        # after it is passed on)
+        "pipeline.object-reuse": "true",
         "parallelism.default": str(settings.flink_parallelism),
-        "table.local-time-zone": "UTC",
-        # Off by default: while catching up on a backlog, partitions the reader has not
-        # fetched from yet would count as idle and their events would become late.
-        "table.exec.source.idle-timeout": f"{settings.source_idle_timeout_ms} ms",
         "pipeline.auto-watermark-interval": "100 ms",
         "execution.checkpointing.interval": f"{int(settings.checkpoint_interval_s * 1000)} ms",
         "execution.checkpointing.dir": settings.checkpoint_path.as_uri(),
@@ -83,25 +116,41 @@ def main(argv: list[str] | None = None) -> int:
                         help="resume from the newest completed checkpoint, if any")
     args = parser.parse_args(argv)
 
-    from pyflink.table import EnvironmentSettings, TableEnvironment
+    from pyflink.common import Configuration
+    from pyflink.datastream import StreamExecutionEnvironment
+    from pyflink.java_gateway import get_gateway
+    from pyflink.util.java_utils import add_jars_to_context_class_loader
 
     settings = Settings()
     restore_from = latest_checkpoint(settings.checkpoint_path) if args.restore else None
-    env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
-    for key, value in flink_options(settings, restore_from).items():
-        env.get_config().set(key, value)
-    ddl, inserts = statements(job_config(settings))
-    for statement in ddl:
-        env.execute_sql(statement)
-    statement_set = env.create_statement_set()
-    for insert in inserts:
-        statement_set.add_insert_sql(insert)
-    result = statement_set.execute()
-    job_id = result.get_job_client().get_job_id()
+    catalogue = export_catalogue(settings)
+    cfg = job_config(settings, str(catalogue) if catalogue else "")
+    udf_jar = ensure_udf_jar(settings.flink_jars_path, settings.java_home)
+    options = flink_options(settings, restore_from, cfg, udf_jar)
+    config = Configuration()
+    for key, value in options.items():
+        config.set_string(key, value)
+    env = StreamExecutionEnvironment.get_execution_environment(config)
+    # the gateway builds the topology, so it must see the job's classes too
+    add_jars_to_context_class_loader(options["pipeline.jars"].split(";"))
+    gateway = get_gateway()
+    client_properties = gateway.jvm.java.util.HashMap()
+    for key, value in cfg.client_properties:
+        client_properties.put(key, value)
+    java_class(gateway, JOB_CLASS).build(env._j_stream_execution_environment, client_properties)
+    client = env.execute_async("recsys-features")
     restored = f" (restored from {restore_from})" if restore_from else ""
-    print(f"recsys-features job {job_id} running{restored}", flush=True)
-    result.wait()
+    print(f"recsys-features job {client.get_job_id()} running{restored}", flush=True)
+    client.get_job_execution_result().result()
     return 0
+
+
+def java_class(gateway, name: str):
+    """A Java class through the py4j gateway, by its dotted name."""
+    target = gateway.jvm
+    for part in name.split("."):
+        target = getattr(target, part)
+    return target
 
 
 if __name__ == "__main__":

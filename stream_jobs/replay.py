@@ -3,6 +3,12 @@
 Event time is preserved (each event keeps its ``ts``); ``rate`` throttles to a
 number of events per second, or None for as fast as the broker takes them.
 The whole data set is validated first, so a bad set sends nothing.
+
+Delivery is at least once: the producer keeps retrying a send for
+``REPLAY_DELIVERY_TIMEOUT_MS`` (a broker restart in the middle of a replay loses
+nothing), and an event still not acknowledged then is not silently dropped: the
+replay fails with :class:`ReplayIncomplete`, naming how many and the first error.
+Consumers de-duplicate on ``event_id``, so replaying again is safe.
 """
 
 from __future__ import annotations
@@ -17,11 +23,13 @@ from operator import itemgetter
 from pathlib import Path
 
 import pyarrow.parquet as pq
+from kafka.errors import KafkaError
 from kafka.producer.future import RecordMetadata
 
 from feature_repo.events import ClickstreamEvent
 from recsys.datasets.layout import event_parts
 from recsys.datasets.validation import ensure_valid
+from recsys.kafka_io import make_producer
 from recsys.settings import Settings
 from stream_jobs.producer import EventPublisher
 
@@ -29,6 +37,12 @@ BATCH_ROWS = 50_000
 PROGRESS_EVERY = 10_000
 #: Heartbeat events carry this user and item id (features of it are meaningless).
 HEARTBEAT_ID = "_heartbeat"
+#: How long a send is retried (a broker restart, a leader election) before it fails.
+REPLAY_DELIVERY_TIMEOUT_MS = 120_000
+
+
+class ReplayIncomplete(KafkaError):
+    """Some events were not acknowledged by the broker within the delivery timeout."""
 
 
 @dataclass
@@ -39,6 +53,8 @@ class ReplayResult:
     #: partition -> (first, last) offset the broker acknowledged for this replay
     offsets: dict[int, tuple[int, int]] = field(default_factory=dict)
     last_ts: datetime | None = None
+    failed: int = 0
+    first_error: BaseException | None = None
 
     @property
     def rate(self) -> float:
@@ -49,6 +65,11 @@ class ReplayResult:
         first, last = self.offsets.get(metadata.partition, (metadata.offset, metadata.offset))
         self.offsets[metadata.partition] = (min(first, metadata.offset),
                                             max(last, metadata.offset))
+
+    def not_acknowledged(self, error: BaseException) -> None:
+        """Producer errback: the send failed after every retry."""
+        self.failed += 1
+        self.first_error = self.first_error or error
 
 
 def _rows(path: Path) -> Iterator[dict]:
@@ -107,10 +128,13 @@ def replay(
     result = ReplayResult()
     start = time.perf_counter()
     own = publisher is None
-    publisher = publisher or EventPublisher(settings)
+    publisher = publisher or EventPublisher(settings, make_producer(
+        settings, retries=2**31 - 1, delivery_timeout_ms=REPLAY_DELIVERY_TIMEOUT_MS))
     try:
         for event in iter_events(dataset, limit):
-            publisher.publish(event).add_callback(result.acknowledged)
+            sent = publisher.publish(event)
+            sent.add_callback(result.acknowledged)
+            sent.add_errback(result.not_acknowledged)
             result.last_ts = max(result.last_ts or event.ts, event.ts)
             result.sent += 1
             result.by_type[event.event_type] += 1
@@ -118,11 +142,16 @@ def replay(
                 time.sleep(ahead)
             if progress and result.sent % PROGRESS_EVERY == 0:
                 progress(PROGRESS_EVERY)
-        publisher.flush()
+        publisher.flush(timeout_s=REPLAY_DELIVERY_TIMEOUT_MS / 1000 + 30)
     finally:
         if own:
             publisher.close()
     if progress:
         progress(result.sent % PROGRESS_EVERY)
     result.seconds = time.perf_counter() - start
+    if result.failed:
+        raise ReplayIncomplete(f"{result.failed:,} of {result.sent:,} events were not "
+                               f"acknowledged by the broker (first error: "
+                               f"{result.first_error!r}); the others are on the topic, and "
+                               "replaying again is safe (consumers de-duplicate on event_id)")
     return result

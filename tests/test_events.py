@@ -64,6 +64,8 @@ def test_optional_fields_may_be_omitted_and_offsets_are_normalised_to_utc() -> N
         ({"user_id": "u" * 65}, "user_id", "pattern"),
         ({"price": -1}, "price", "greater than or equal to 0"),
         ({"price": "NaN"}, "price", "finite"),
+        ({"price": False}, "price", "not a boolean"),  # the stream job dead-letters it too
+        ({"ts": 1_700_000_000}, "ts", "not a number"),
         ({"ts": "2026-03-01T12:00:00"}, "ts", "timezone"),
         ({"ts": (datetime.now(UTC) + timedelta(days=2)).isoformat()}, "ts", "future"),
         ({"ts": "1980-01-01T00:00:00Z"}, "ts", "before 1995"),
