@@ -399,9 +399,13 @@ def test_services_get_the_settings_to_reach_their_backends() -> None:
 def test_container_apps_blue_green_probes_and_scaling() -> None:
     local = container_apps_locals()
     assert set(local["services"]) == {"api", "monitor", "rollback", "mlflow"}
-    for service in ("api", "monitor", "rollback"):
+    # Each probe path is one the service really serves (see api/app.py, rollback/app.py;
+    # the monitor's only HTTP server is its Prometheus endpoint).
+    probes = {"api": ("/health", "/ready"), "rollback": ("/health", "/health"),
+              "monitor": ("/metrics", "/metrics")}
+    for service, (liveness, readiness) in probes.items():
         spec = local["services"][service]
-        assert unquote(spec["liveness"]) == "/health" and unquote(spec["readiness"]) == "/ready"
+        assert (unquote(spec["liveness"]), unquote(spec["readiness"])) == (liveness, readiness)
     (_, _, app), = by_type("azurerm_container_app")
     assert unquote(app["revision_mode"]) == "Multiple"
     ingress = app["ingress"][0]
@@ -505,3 +509,31 @@ def test_checkov_skips_are_justified() -> None:
             assert match.group(2) == ":" and len(match.group(3).strip()) > 20, (
                 f"{path.relative_to(TF)}: {match.group(1)} skipped without a reason"
             )
+
+
+def test_every_data_service_is_reached_through_the_private_endpoint_module() -> None:
+    # One definition of a private endpoint; each data service calls it with its own resource.
+    assert [p.parent.name for p, _, _ in by_type("azurerm_private_endpoint")] == [
+        "private_endpoint"]
+    expected = {"key_vault": "azurerm_key_vault", "redis": "azurerm_redis_cache",
+                "event_hubs": "azurerm_eventhub_namespace",
+                "storage": "azurerm_storage_account", "registry": "azurerm_container_registry"}
+    for module, resource in expected.items():
+        calls = dict(blocks(TF / "modules" / module / "main.tf", "module"))
+        call = calls.get("private_endpoint")
+        assert call, f"{module} has no private endpoint"
+        assert unquote(call["source"]) == "../private_endpoint"
+        assert resource in call["resource_id"] and "tags" in call
+
+
+def test_mlflow_can_write_to_the_artifact_uri_terraform_hands_it() -> None:
+    # The storage module's abfss:// output must resolve to MLflow's ADLS repository,
+    # whose client libraries (azure-storage-file-datalake, azure-identity) are locked.
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+    value = dict(blocks(TF / "modules" / "storage" / "outputs.tf", "output"))[
+        "mlflow_artifacts_uri"]["value"]
+    uri = re.sub(r"\$\{[^}]*\}", "x", unquote(value))
+    assert uri.startswith("abfss://")
+    repo = get_artifact_repository(uri)
+    assert type(repo).__name__ == "AzureDataLakeArtifactRepository"

@@ -46,32 +46,42 @@ locals {
       env = merge(local.common_env, {
         RECSYS_API_HOST = "0.0.0.0"
         RECSYS_API_PORT = "8000"
+        # The console's monitoring page relays the monitor's metrics.
+        RECSYS_MONITOR_HOST = local.app_names["monitor"]
+        RECSYS_MONITOR_PORT = "80"
       })
-      secret_env = local.common_secret_env
-      # Mounted as a file under /mnt/secrets (no Settings field carries it yet).
-      secret_files = ["jwt-secret"]
+      secret_env = merge(local.common_secret_env, {
+        RECSYS_API_JWT_SECRET = "jwt-secret" # checkov:skip=CKV_SECRET_6:the name of a Key Vault-backed app secret, not a value
+      })
     }
     monitor = {
-      target_port  = 8000
-      external     = false
-      insecure     = false
-      liveness     = "/health"
-      readiness    = "/ready"
-      command      = var.commands["monitor"]
-      env          = local.common_env
-      secret_env   = local.common_secret_env
-      secret_files = []
+      target_port = 8000
+      external    = false
+      insecure    = false
+      # The monitor's HTTP server is its Prometheus endpoint; it answers while the
+      # broker or MLflow is away, so it doubles as the health probe.
+      liveness  = "/metrics"
+      readiness = "/metrics"
+      command   = var.commands["monitor"]
+      env = merge(local.common_env, {
+        RECSYS_MONITOR_HOST = "0.0.0.0"
+        RECSYS_MONITOR_PORT = "8000"
+      })
+      secret_env = local.common_secret_env
     }
     rollback = {
-      target_port  = 8000
-      external     = false
-      insecure     = false
-      liveness     = "/health"
-      readiness    = "/ready"
-      command      = var.commands["rollback"]
-      env          = local.common_env
-      secret_env   = local.common_secret_env
-      secret_files = []
+      target_port = 8000
+      external    = false
+      insecure    = false
+      liveness    = "/health"
+      readiness   = "/health"
+      command     = var.commands["rollback"]
+      env = merge(local.common_env, {
+        RECSYS_ROLLBACK_HOST    = "0.0.0.0"
+        RECSYS_ROLLBACK_PORT    = "8000"
+        RECSYS_ROLLBACK_API_URL = "http://${local.app_names["api"]}"
+      })
+      secret_env = local.common_secret_env
     }
     mlflow = {
       target_port = 5000
@@ -92,13 +102,12 @@ locals {
       secret_env = {
         RECSYS_MLFLOW_BACKEND_URI = "mlflow-backend-uri"
       }
-      secret_files = []
     }
   }
 
   # Each app references only the Key Vault secrets it uses.
   app_secrets = {
-    for k, s in local.services : k => toset(concat(values(s.secret_env), s.secret_files))
+    for k, s in local.services : k => toset(values(s.secret_env))
   }
 }
 
@@ -233,22 +242,6 @@ resource "azurerm_container_app" "main" {
         interval_seconds        = 5
         timeout                 = 3
         failure_count_threshold = 30
-      }
-
-      dynamic "volume_mounts" {
-        for_each = length(each.value.secret_files) > 0 ? [1] : []
-        content {
-          name = "secrets"
-          path = "/mnt/secrets"
-        }
-      }
-    }
-
-    dynamic "volume" {
-      for_each = length(each.value.secret_files) > 0 ? [1] : []
-      content {
-        name         = "secrets"
-        storage_type = "Secret"
       }
     }
 

@@ -61,24 +61,16 @@ resource "azurerm_key_vault_secret" "connection_string" {
   tags            = var.tags
 }
 
-resource "azurerm_private_endpoint" "main" {
-  name                = "pe-${var.name}"
+module "private_endpoint" {
+  source = "../private_endpoint"
+  name                = var.name
   location            = var.location
   resource_group_name = var.resource_group_name
   subnet_id           = var.private_endpoint_subnet_id
+  resource_id         = azurerm_eventhub_namespace.main.id
+  subresource         = "namespace"
+  private_dns_zone_id = var.private_dns_zone_id
   tags                = var.tags
-
-  private_service_connection {
-    name                           = "psc-${var.name}"
-    private_connection_resource_id = azurerm_eventhub_namespace.main.id
-    subresource_names              = ["namespace"]
-    is_manual_connection           = false
-  }
-
-  private_dns_zone_group {
-    name                 = "default"
-    private_dns_zone_ids = [var.private_dns_zone_id]
-  }
 }
 
 resource "azurerm_monitor_diagnostic_setting" "main" {

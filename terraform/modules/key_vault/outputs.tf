@@ -2,7 +2,7 @@ output "id" {
   description = "Key Vault resource ID. Depends on the deployer's role assignment, so secrets written with it can be created."
   value       = azurerm_key_vault.main.id
 
-  depends_on = [azurerm_role_assignment.deployer_secrets_officer, azurerm_private_endpoint.main]
+  depends_on = [azurerm_role_assignment.deployer_secrets_officer, module.private_endpoint]
 }
 
 output "name" {

@@ -21,24 +21,16 @@ resource "azurerm_redis_cache" "main" {
   #checkov:skip=CKV_AZURE_89:Public network access is disabled (public_network_access_enabled = false); this check misreads the attribute on azurerm 4.x. Access is through the private endpoint only.
 }
 
-resource "azurerm_private_endpoint" "main" {
-  name                = "pe-${var.name}"
+module "private_endpoint" {
+  source = "../private_endpoint"
+  name                = var.name
   location            = var.location
   resource_group_name = var.resource_group_name
   subnet_id           = var.private_endpoint_subnet_id
+  resource_id         = azurerm_redis_cache.main.id
+  subresource         = "redisCache"
+  private_dns_zone_id = var.private_dns_zone_id
   tags                = var.tags
-
-  private_service_connection {
-    name                           = "psc-${var.name}"
-    private_connection_resource_id = azurerm_redis_cache.main.id
-    subresource_names              = ["redisCache"]
-    is_manual_connection           = false
-  }
-
-  private_dns_zone_group {
-    name                 = "default"
-    private_dns_zone_ids = [var.private_dns_zone_id]
-  }
 }
 
 # RECSYS_REDIS_URL for the apps: TLS (rediss://) on the SSL port with the

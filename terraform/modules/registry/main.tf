@@ -26,26 +26,18 @@ resource "azurerm_container_registry" "main" {
   #checkov:skip=CKV_AZURE_165:Geo-replication doubles the registry cost; a single region matches the single-region deployment of the platform.
 }
 
-resource "azurerm_private_endpoint" "main" {
-  count = local.premium ? 1 : 0
+module "private_endpoint" {
+  source = "../private_endpoint"
+  count  = local.premium ? 1 : 0
 
-  name                = "pe-${var.name}"
+  name                = var.name
   location            = var.location
   resource_group_name = var.resource_group_name
   subnet_id           = var.private_endpoint_subnet_id
+  resource_id         = azurerm_container_registry.main.id
+  subresource         = "registry"
+  private_dns_zone_id = var.private_dns_zone_id
   tags                = var.tags
-
-  private_service_connection {
-    name                           = "psc-${var.name}"
-    private_connection_resource_id = azurerm_container_registry.main.id
-    subresource_names              = ["registry"]
-    is_manual_connection           = false
-  }
-
-  private_dns_zone_group {
-    name                 = "default"
-    private_dns_zone_ids = [var.private_dns_zone_id]
-  }
 }
 
 resource "azurerm_monitor_diagnostic_setting" "main" {

@@ -62,26 +62,18 @@ resource "azurerm_storage_container" "main" {
   #checkov:skip=CKV2_AZURE_21:Read/write/delete logging of the blob service is azurerm_monitor_diagnostic_setting.blob in this module; checkov does not link it to the containers.
 }
 
-resource "azurerm_private_endpoint" "main" {
+module "private_endpoint" {
+  source   = "../private_endpoint"
   for_each = var.private_dns_zone_ids
 
-  name                = "pe-${var.name}-${each.key}"
+  name                = "${var.name}-${each.key}"
   location            = var.location
   resource_group_name = var.resource_group_name
   subnet_id           = var.private_endpoint_subnet_id
+  resource_id         = azurerm_storage_account.main.id
+  subresource         = each.key
+  private_dns_zone_id = each.value
   tags                = var.tags
-
-  private_service_connection {
-    name                           = "psc-${var.name}-${each.key}"
-    private_connection_resource_id = azurerm_storage_account.main.id
-    subresource_names              = [each.key]
-    is_manual_connection           = false
-  }
-
-  private_dns_zone_group {
-    name                 = "default"
-    private_dns_zone_ids = [each.value]
-  }
 }
 
 resource "azurerm_monitor_diagnostic_setting" "account" {
