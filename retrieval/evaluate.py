@@ -64,17 +64,7 @@ class EvaluationReport:
     seconds: float = 0.0
 
     def markdown(self) -> str:
-        k, n = self.k, self.n_candidates
-        lines = [f"| model | P@{k} | R@{k} | nDCG@{k} | MAP@{k} | candidate recall@{n} |",
-                 "|---|---|---|---|---|---|"]
-        for r in self.rows:
-            m = r.metrics
-            cand = "–" if r.candidate_recall is None else f"{r.candidate_recall:.3f}"
-            lines.append(f"| {r.name} | {m['precision']:.3f} | {m['recall']:.3f} | "
-                         f"{m['ndcg']:.3f} | {m['map']:.3f} | {cand} |")
-        for name, p, rc, nd, mp in REFERENCE:
-            lines.append(f"| {name} | {p:.3f} | {rc:.3f} | {nd:.3f} | "
-                         f"{'–' if mp is None else f'{mp:.3f}'} | – |")
+        lines = metrics_table(self.rows, self.k, self.n_candidates)
         c = self.chosen
         lines += ["", f"Chosen on the validation split: factors={c.factors}, "
                       f"regularization={c.regularization}, alpha={c.alpha}, "
@@ -82,6 +72,21 @@ class EvaluationReport:
                       f"event weights={self.weights_name} {_weights_text(c.event_weights)}.",
                   f"Runtime {self.seconds:.1f} s ({len(self.tuning)} configurations tried)."]
         return "\n".join(lines)
+
+
+def metrics_table(rows: Iterable[Row], k: int, n_candidates: int) -> list[str]:
+    """Markdown rows of the evaluation table, the published reference rows beside ours."""
+    lines = [f"| model | P@{k} | R@{k} | nDCG@{k} | MAP@{k} | candidate recall@{n_candidates} |",
+             "|---|---|---|---|---|---|"]
+    for r in rows:
+        m = r.metrics
+        cand = "–" if r.candidate_recall is None else f"{r.candidate_recall:.3f}"
+        lines.append(f"| {r.name} | {m['precision']:.3f} | {m['recall']:.3f} | "
+                     f"{m['ndcg']:.3f} | {m['map']:.3f} | {cand} |")
+    for name, p, rc, nd, mp in REFERENCE:
+        lines.append(f"| {name} | {p:.3f} | {rc:.3f} | {nd:.3f} | "
+                     f"{'–' if mp is None else f'{mp:.3f}'} | – |")
+    return lines
 
 
 def _weights_text(w: dict[str, float]) -> str:
