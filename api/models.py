@@ -1,0 +1,365 @@
+"""The models the API serves, and how it follows the MLflow aliases (hot swap).
+
+A :class:`ServedModel` is everything one registered ranker version needs to answer
+requests: the ranker bundle, the retrieval model trained with it (so a swap swaps both),
+its candidate generator, similar items and frequently-bought-together. The served pair
+(champion, challenger) is one immutable :class:`ServingState`; a swap replaces the
+reference in one assignment, and a request holds the state it started with, so no
+in-flight request ever sees half a swap.
+
+:meth:`ModelManager.refresh` reads the aliases; a version that is not served yet is
+loaded and checked first — the bundle's own checks (files, feature list, ONNX parity with
+LightGBM on stored rows) and one probe request through candidates → features → ranking
+with finite scores. A version failing any of it is refused (listed on ``GET /models``,
+counted in ``recsys_model_refused_total``) and the previous model keeps serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import os
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from api.ab import CHALLENGER, CHAMPION, arm_for
+from api.catalogue import ServingCatalogue
+from api.metrics import ApiMetrics
+from recsys.settings import Settings
+from retrieval.candidates import CandidateGenerator
+from retrieval.config import RetrievalConfig
+from retrieval.fbt import FrequentlyBoughtTogether
+from retrieval.interactions import PURCHASE, Interactions
+from retrieval.model import RetrievalModel
+from retrieval.similar import SimilarItems
+
+log = logging.getLogger(__name__)
+VIEW = 1  # EVENT_TYPES.index("view")
+#: A version whose load fails for a transient reason this often in a row is refused.
+MAX_TRANSIENT_FAILURES = 3
+
+
+class ModelRefused(Exception):
+    """The version failed a check; it will not be served."""
+
+
+@dataclass(frozen=True, eq=False)
+class ServedModel:
+    name: str
+    version: str
+    source: str
+    loaded_at: datetime
+    bundle: Any  # ranking.bundle.RankerBundle
+    retrieval: RetrievalModel
+    catalogue: ServingCatalogue
+    generator: CandidateGenerator
+    similar: SimilarItems
+    fbt: FrequentlyBoughtTogether
+    popular_cache: dict = field(default_factory=dict)
+    #: (user, filters) -> (item_index, scores, source): a version's candidates for a user
+    #: never change (no fold-in on this path), so a repeat visit skips the search
+    candidate_cache: OrderedDict = field(default_factory=OrderedDict)
+
+
+@dataclass(frozen=True)
+class ServingState:
+    champion: ServedModel | None = None
+    challenger: ServedModel | None = None
+    challenger_share: float = 0.0
+    salt: str = ""
+
+    def pick(self, user_id: str) -> tuple[str, ServedModel | None]:
+        if self.challenger is not None and arm_for(user_id, self.challenger_share,
+                                                   self.salt) == CHALLENGER:
+            return CHALLENGER, self.challenger
+        return CHAMPION, self.champion
+
+    def shares(self) -> dict[str, float]:
+        if self.challenger is None:
+            return {CHAMPION: 1.0}
+        return {CHAMPION: 1.0 - self.challenger_share, CHALLENGER: self.challenger_share}
+
+
+def neighbours(model: RetrievalModel, settings: Settings
+               ) -> tuple[SimilarItems, FrequentlyBoughtTogether]:
+    """Similar items and FBT from what a retrieval model keeps (no raw events).
+
+    The model holds each user's interactions and purchases, not their times or
+    sessions, so a user is one co-view basket and one purchase basket (every timestamp
+    is equal, which puts all of a user's purchases within the FBT window).
+    """
+    seen = model.user_items.tocoo()
+    bought = model.purchased.tocoo()
+    n = seen.nnz + bought.nnz
+    events = Interactions(
+        model.user_ids, model.item_ids,
+        user=np.concatenate([seen.row, bought.row]).astype(np.int32),
+        item=np.concatenate([seen.col, bought.col]).astype(np.int32),
+        event_type=np.concatenate([np.full(seen.nnz, VIEW, np.int8),
+                                   np.full(bought.nnz, PURCHASE, np.int8)]),
+        ts_ms=np.zeros(n, np.int64))
+    similar = SimilarItems(model.als.item_factors, events, settings.similar_als_weight,
+                           settings.fbt_window_hours)
+    fbt = FrequentlyBoughtTogether.fit(events, settings.fbt_window_hours,
+                                       settings.fbt_min_support)
+    return similar, fbt
+
+
+def load_served(name: str, version: str, settings: Settings) -> ServedModel:
+    """Load, check and warm one registered version; ModelRefused if it must not serve."""
+    from ranking.bundle import BundleError, RankerBundle
+
+    source = f"models:/{name}/{version}"
+    try:
+        bundle = RankerBundle.load(source, settings)
+        bundle.smoke_check()
+    except BundleError as exc:
+        raise ModelRefused(f"bundle check failed: {exc}") from exc
+    retrieval = bundle.retrieval
+    catalogue = ServingCatalogue(retrieval.catalogue.items)
+    retrieval.catalogue = catalogue
+    retrieval.user_index("")  # build the id maps now, not on the first request
+    retrieval.item_index("")
+    generator = CandidateGenerator(retrieval, RetrievalConfig.from_settings(settings))
+    similar, fbt = neighbours(retrieval, settings)
+    served = ServedModel(name, str(version), source, datetime.now(UTC), bundle, retrieval,
+                         catalogue, generator, similar, fbt)
+    probe(served)
+    return served
+
+
+def probe(served: ServedModel) -> None:
+    """One request through candidates → assemble → score without online features."""
+    from ranking.features import ITEM_FEATURE_REFS, USER_FEATURE_REFS, assemble, full_name
+
+    retrieval = served.retrieval
+    counts = np.diff(retrieval.user_items.indptr)
+    users = np.flatnonzero(counts > 0)
+    if not len(users):
+        raise ModelRefused("the retrieval model has no user with interactions")
+    user_id = str(retrieval.user_ids[users[np.argmax(counts[users])]])
+    candidates = served.generator.for_user(user_id)
+    if not len(candidates):
+        raise ModelRefused("no candidates for a probe user")
+    user_features = {full_name(r): None for r in USER_FEATURE_REFS}
+    item_features = {full_name(r): [None] * len(candidates) for r in ITEM_FEATURE_REFS}
+    try:
+        x = assemble(candidates, user_id, user_features, item_features, retrieval,
+                     datetime.now(UTC))
+        scores = np.asarray(served.bundle.score(x))
+    except Exception as exc:
+        raise ModelRefused(f"probe request failed: {exc!r}") from exc
+    if scores.shape != (len(candidates),) or not np.isfinite(scores).all():
+        raise ModelRefused(f"probe scores have shape {scores.shape} or are not finite")
+
+
+def settle_garbage() -> None:
+    """Collect what the previous models left, then freeze the survivors (the models).
+
+    A loaded model is millions of long-lived Python objects (id maps, catalogue); a full
+    cyclic collection walking them would stall requests for tens of milliseconds every so
+    often. Frozen objects are left out of collections until the next swap unfreezes them.
+    """
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
+
+
+async def freeze_survivors(interval_s: float, sweep_s: float = 0.0) -> None:
+    """Every ``interval_s``, freeze what has survived so far (the caches that fill after a
+    model loads: item rows, candidate lists, packed commands); every ``sweep_s`` (0 = only
+    at model swaps) unfreeze, collect and freeze again instead.
+
+    Without the freeze those objects pile up in the oldest generation, and an automatic
+    full collection walks all of them: pauses of the event loop up to ~160 ms at 300
+    requests/s (measured with a gc callback; none after a model load with this on).
+    Frozen objects are still freed by reference counting when a cache drops them; only
+    reference cycles frozen while alive (an in-flight request's frames, say) wait for the
+    next sweep, so the sweep bounds that leak at one deliberate full pass per ``sweep_s``.
+    """
+    last_sweep = time.monotonic()
+    while True:
+        await asyncio.sleep(interval_s)
+        if sweep_s > 0 and time.monotonic() - last_sweep >= sweep_s:
+            settle_garbage()
+            last_sweep = time.monotonic()
+        else:
+            gc.freeze()
+
+
+@dataclass
+class Refusal:
+    version: str
+    reason: str
+    at: str
+    arm: str
+
+
+Loader = Callable[[str, str, Settings], ServedModel]
+
+
+class ModelManager:
+    def __init__(self, settings: Settings, metrics: ApiMetrics, loader: Loader = load_served,
+                 client: Any = None) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.loader = loader
+        self.name = settings.registered_model_name
+        self.aliases: dict[str, str | None] = {CHAMPION: None, CHALLENGER: None}
+        self.state = ServingState(challenger_share=settings.api_challenger_share,
+                                  salt=settings.api_ab_salt)
+        self.refused: deque[Refusal] = deque(maxlen=50)
+        self._refused_versions: set[str] = set()
+        self._transient: dict[str, int] = {}
+        #: version -> why its last load failed (for /ready while nothing serves)
+        self.load_errors: dict[str, str] = {}
+        self._client = client
+        self._lock = threading.Lock()
+        self.last_poll_error: str | None = None
+        self.last_poll_at: float | None = None
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+            os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+            from mlflow import MlflowClient
+
+            self._client = MlflowClient(tracking_uri=self.settings.mlflow_tracking_uri,
+                                        registry_uri=self.settings.mlflow_tracking_uri)
+        return self._client
+
+    def alias_version(self, alias: str) -> str | None:
+        """The version the alias points at; None if the registry says there is no such
+        alias or model (anything else, e.g. MLflow unreachable, raises)."""
+        from mlflow.exceptions import RestException
+
+        try:
+            return str(self.client.get_model_version_by_alias(self.name, alias).version)
+        except RestException as exc:
+            if exc.error_code == "RESOURCE_DOES_NOT_EXIST" or (
+                    exc.error_code == "INVALID_PARAMETER_VALUE" and "not found" in str(exc)):
+                return None
+            raise
+
+    def refresh(self) -> bool:
+        """Follow the aliases once; True when the served models changed."""
+        with self._lock:
+            try:
+                wanted = {CHAMPION: self.alias_version(self.settings.api_champion_alias),
+                          CHALLENGER: self.alias_version(self.settings.api_challenger_alias)}
+            except Exception as exc:
+                self.last_poll_error = f"{type(exc).__name__}: {exc}"[:500]
+                if self.state.champion is not None:
+                    log.warning("alias poll failed, serving what is loaded: %s",
+                                self.last_poll_error)
+                    return False
+                wanted = self._cached_aliases()
+                if wanted[CHAMPION] is None:
+                    log.warning("alias poll failed and no champion in the local model cache: "
+                                "%s", self.last_poll_error)
+                    return False
+                log.warning("MLflow unreachable (%s); starting from the local model cache: "
+                            "champion %s", self.last_poll_error, wanted[CHAMPION])
+            else:
+                self.last_poll_error = None
+                self.last_poll_at = time.time()
+                self._remember(wanted)
+            self.aliases = wanted
+            current = self.state
+            loaded = {m.version: m for m in (current.champion, current.challenger) if m}
+            chosen: dict[str, ServedModel | None] = {}
+            for arm in (CHAMPION, CHALLENGER):
+                served = getattr(current, arm)
+                version = wanted[arm]
+                if version is None:  # no champion alias: keep serving; no challenger: none
+                    chosen[arm] = served if arm == CHAMPION else None
+                elif version in loaded:
+                    chosen[arm] = loaded[version]
+                elif version in self._refused_versions:
+                    chosen[arm] = served
+                else:
+                    chosen[arm] = self._load(arm, version) or served
+                    if chosen[arm] is not served:
+                        loaded[version] = chosen[arm]
+            if (chosen[CHAMPION] is current.champion
+                    and chosen[CHALLENGER] is current.challenger):
+                return False
+            self.state = ServingState(chosen[CHAMPION], chosen[CHALLENGER],
+                                      self.settings.api_challenger_share,
+                                      self.settings.api_ab_salt)
+            self.metrics.set_models([(arm, m.name, m.version) for arm, m in
+                                     ((CHAMPION, chosen[CHAMPION]),
+                                      (CHALLENGER, chosen[CHALLENGER])) if m is not None])
+            log.info("serving champion %s, challenger %s",
+                     chosen[CHAMPION] and chosen[CHAMPION].version,
+                     chosen[CHALLENGER] and chosen[CHALLENGER].version)
+            settle_garbage()
+            return True
+
+    def _remember(self, wanted: dict[str, str | None]) -> None:
+        """Note the aliases in the model cache, for a start while MLflow is down."""
+        from ranking.bundle import remember_aliases
+
+        try:
+            remember_aliases(self.settings, self.name,
+                             {self.settings.api_champion_alias: wanted[CHAMPION],
+                              self.settings.api_challenger_alias: wanted[CHALLENGER]})
+        except OSError as exc:  # an unwritable cache must not stop the serving
+            log.warning("could not record the aliases in the model cache: %s", exc)
+
+    def _cached_aliases(self) -> dict[str, str | None]:
+        """The aliases as last seen from MLflow, for versions complete in the cache."""
+        from ranking.bundle import cached_alias
+
+        return {CHAMPION: cached_alias(self.settings, self.name,
+                                       self.settings.api_champion_alias),
+                CHALLENGER: cached_alias(self.settings, self.name,
+                                         self.settings.api_challenger_alias)}
+
+    def _load(self, arm: str, version: str) -> ServedModel | None:
+        started = time.perf_counter()
+        try:
+            served = self.loader(self.name, version, self.settings)
+        except ModelRefused as exc:
+            self.load_errors[version] = str(exc)[:300]
+            self._refuse(arm, version, str(exc))
+            return None
+        except Exception as exc:
+            self.load_errors[version] = f"{type(exc).__name__}: {exc}"[:300]
+            failures = self._transient.get(version, 0) + 1
+            self._transient[version] = failures
+            log.warning("loading %s version %s failed (%d/%d): %r", self.name, version, failures,
+                        MAX_TRANSIENT_FAILURES, exc)
+            if failures >= MAX_TRANSIENT_FAILURES:
+                self._refuse(arm, version, f"load failed {failures} times: {exc!r}"[:500])
+            return None
+        log.info("loaded %s version %s for %s in %.1f s", self.name, version, arm,
+                 time.perf_counter() - started)
+        return served
+
+    def _refuse(self, arm: str, version: str, reason: str) -> None:
+        log.error("refused %s version %s (%s): %s", self.name, version, arm, reason)
+        self._refused_versions.add(version)
+        self.refused.append(Refusal(version, reason, datetime.now(UTC).isoformat(), arm))
+        self.metrics.model_refused.labels(arm).inc()
+
+    def describe(self) -> dict[str, Any]:
+        """The ``GET /models`` body."""
+        state = self.state
+        shares = state.shares()
+        arms = [{"arm": arm, "version": m.version, "loaded_at": m.loaded_at.isoformat(),
+                 "share": shares[arm], "source": m.source}
+                for arm, m in ((CHAMPION, state.champion), (CHALLENGER, state.challenger))
+                if m is not None]
+        return {"registered_model": self.name, "aliases": dict(self.aliases), "arms": arms,
+                "refused": [{"version": r.version, "reason": r.reason, "at": r.at}
+                            for r in self.refused]}
