@@ -5,9 +5,10 @@ PYTHON ?= python3.11
 VENV := .venv
 FLINK_VENV := .venv-flink
 CHECKOV_VENV := .venv-checkov
+AUDIT_VENV := .venv-audit
 PIP_FLAGS := --disable-pip-version-check -q
 
-.PHONY: setup system-deps demo test test-fast lint terraform-check bench clean
+.PHONY: setup system-deps demo test test-fast lint terraform-check audit bench clean
 
 setup: system-deps $(VENV)/.installed $(FLINK_VENV)/.installed
 
@@ -40,6 +41,17 @@ $(CHECKOV_VENV)/.installed: requirements/checkov.lock
 terraform-check: $(CHECKOV_VENV)/.installed
 	$(CHECKOV_VENV)/bin/checkov -d terraform --skip-download --compact --quiet
 
+# pip-audit, in its own environment like checkov, audits the pins of both locks.
+$(AUDIT_VENV)/.installed: requirements/audit.lock
+	@echo "setup: $(AUDIT_VENV) (pip-audit)"
+	@test -x $(AUDIT_VENV)/bin/python || $(PYTHON) -m venv $(AUDIT_VENV)
+	@$(AUDIT_VENV)/bin/pip install $(PIP_FLAGS) -r requirements/audit.lock
+	@touch $@
+
+# Exit 1: known vulnerabilities (listed); 2: no vulnerability service reachable from here.
+audit: $(AUDIT_VENV)/.installed
+	$(AUDIT_VENV)/bin/python scripts/audit.py $(AUDIT_ARGS) requirements/main.lock requirements/flink.lock
+
 demo: setup
 	$(VENV)/bin/recsys demo
 
@@ -47,6 +59,7 @@ test: setup
 	@bash scripts/ensure-services.sh
 	$(VENV)/bin/ruff check .
 	@$(MAKE) --no-print-directory terraform-check
+	@$(MAKE) --no-print-directory audit AUDIT_ARGS=--unreachable-ok
 	$(VENV)/bin/python -m pytest --cov --cov-report=term --cov-report=xml --cov-fail-under=80
 
 test-fast: $(VENV)/.installed
@@ -59,4 +72,4 @@ bench: $(VENV)/.installed
 	$(VENV)/bin/recsys bench generator
 
 clean:
-	rm -rf $(VENV) $(FLINK_VENV) $(CHECKOV_VENV) .recsys data .coverage* coverage.xml
+	rm -rf $(VENV) $(FLINK_VENV) $(CHECKOV_VENV) $(AUDIT_VENV) .recsys data .coverage* coverage.xml

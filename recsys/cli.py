@@ -13,7 +13,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from recsys.settings import Settings, get_settings
+from api.cli import app as api_app
+from monitoring.cli import monitor_app
+from ranking.cli import app as ranking_app
+from recsys.settings import Settings, get_settings, redact_url
+from rollback.cli import rollback_app
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, pretty_exceptions_enable=False)
 stack_app = typer.Typer(help="Bring the embedded local stack up or down.", no_args_is_help=True)
@@ -28,6 +32,10 @@ app.add_typer(retrieval_app, name="retrieval")
 stream_app = typer.Typer(help="The PyFlink feature job and the Feast feature writer.",
                          no_args_is_help=True)
 app.add_typer(stream_app, name="stream")
+app.add_typer(monitor_app, name="monitor")
+app.add_typer(rollback_app, name="rollback")
+app.add_typer(api_app, name="api")
+app.add_typer(ranking_app, name="ranking")
 
 console = Console()
 err = Console(stderr=True)
@@ -310,7 +318,9 @@ def feast_cmd(ctx: typer.Context) -> None:
 
 # --- benchmarks ----------------------------------------------------------------------------
 
-BENCHMARKS = {"generator": "bench_generator.py", "retrieval": "bench_retrieval.py"}
+BENCHMARKS = {"generator": "bench_generator.py", "retrieval": "bench_retrieval.py",
+              "ranking": "bench_ranking.py", "api": "bench_api.py", "stream": "bench_stream.py",
+              "scale": "bench_scale.py"}
 
 
 @app.command("bench", context_settings={"allow_extra_args": True,
@@ -326,6 +336,43 @@ def bench(
         raise _fail(f"unknown benchmark {name!r}; choose one of {', '.join(BENCHMARKS)}", 2)
     script = PROJECT_ROOT / "bench" / BENCHMARKS[name]
     raise typer.Exit(subprocess.call([sys.executable, str(script), *ctx.args]))
+
+
+@app.command("simulate")
+def simulate(
+    dataset: Annotated[Path, typer.Argument(help="The data set the API's models were trained on.")],
+    api_url: Annotated[str | None, typer.Option(help="API base URL; from settings if unset.")
+                       ] = None,
+    users: Annotated[int, typer.Option(min=2, help="Simulated users (split 50/50).")] = 300,
+    rounds: Annotated[int, typer.Option(min=1, help="Requests per user.")] = 2,
+    k: Annotated[int, typer.Option(min=1, max=100)] = 10,
+    seed: int = 42,
+    token: Annotated[str | None, typer.Option(envvar="RECSYS_API_TOKEN",
+                                              help="Bearer token with the events scope.")
+                     ] = None,
+) -> None:
+    """Closed-loop A/B: simulated users on ALS + ranker vs popularity, logged to MLflow."""
+    import httpx
+
+    from recsys.progress import progress_bar
+    from recsys.simulator import HiddenWorld, SimulationConfig, Simulator, log_to_mlflow
+
+    settings = _settings()
+    if not (dataset / "manifest.json").exists():
+        raise _fail(f"dataset: {dataset} is not a data set folder (no manifest.json)", 2)
+    config = SimulationConfig(users=users, rounds=rounds, k=k, seed=seed)
+    url = api_url or f"http://{settings.api_host}:{settings.api_port}"
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    world = HiddenWorld.from_dataset(dataset)
+    try:
+        with httpx.Client(base_url=url, timeout=10) as client, progress_bar(
+                min(users, len(world.tastes)), "simulated users") as advance:
+            report = Simulator(client, world, config, write_headers=headers).run(advance)
+    except httpx.HTTPError as exc:
+        raise _fail(f"api-url: {url}: {exc}") from None
+    console.print(report.markdown())
+    run_id = log_to_mlflow(report, settings.mlflow_tracking_uri, dataset)
+    console.print(f"MLflow run {run_id} (experiment ab-simulation)")
 
 
 # --- main job -----------------------------------------------------------------------------
@@ -351,18 +398,11 @@ def demo(
 def show_settings() -> None:
     """Print the effective settings (secrets masked)."""
     settings = _settings()
-    values = settings.model_dump(mode="json")
-    for key in ("postgres_dsn", "broker_storage_url", "mlflow_backend_uri", "redis_url"):
-        if values.get(key) and "@" in str(values[key]):
-            values[key] = _mask(str(values[key]))
+    # SecretStr fields dump as "**********"; passwords inside any URL-valued setting (DSNs,
+    # the Redis URL, a SQL Feast registry, …) are masked here
+    values = {key: redact_url(value) if isinstance(value, str) else value
+              for key, value in settings.model_dump(mode="json").items()}
     console.print_json(json.dumps(values))
-
-
-def _mask(url: str) -> str:
-    scheme, _, rest = url.partition("://")
-    creds, _, host = rest.rpartition("@")
-    user = creds.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{host}"
 
 
 if __name__ == "__main__":

@@ -4,8 +4,9 @@ It brings the stack up, generates a small synthetic data set, validates it,
 replays it into Kafka, reads every event back and checks the counts, runs the
 Flink feature job over it into Feast and compares online features with a pandas
 computation of the same windows, logs the run to MLflow and lists the Feast
-registry; then it stops what it started. Later stages (training, serving,
-monitoring) extend this job.
+registry; trains and registers the ranker and serves it; runs simulated users
+through the API (A/B against popularity) and a rollback drill (a faulty champion,
+its alert, the automatic rollback); then it stops what it started.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 from kafka import TopicPartition
 from rich.console import Console
@@ -27,7 +29,17 @@ from recsys.settings import Settings
 from recsys.stack import ServiceStatus, Stack
 from stream_jobs.replay import replay
 
-DEMO_CONFIG = SyntheticConfig(n_users=3_000, n_items=800, n_interactions=30_000, days=30)
+DEMO_DAYS = 30
+
+
+def demo_config(now: datetime | None = None) -> SyntheticConfig:
+    """The demo's data set: its 30 days end two hours ago (a session's last events may
+    run past its start hour, never into the future), so the served model sees the same
+    clock as its features (item age, time since a user's last event)."""
+    end = (now or datetime.now(UTC)).replace(minute=0, second=0, microsecond=0)
+    start = end - timedelta(days=DEMO_DAYS, hours=2)
+    return SyntheticConfig(n_users=3_000, n_items=800, n_interactions=30_000, days=DEMO_DAYS,
+                           start=start.replace(tzinfo=None).isoformat())
 
 
 @dataclass
@@ -93,30 +105,44 @@ def _stream_features(settings: Settings, console: Console, dataset, sent) -> boo
     """Run the Flink job over the replayed events, write Feast, compare with pandas."""
     import pyarrow.parquet as pq
 
-    from feature_repo.specs import ALL_STREAM_VIEWS, COUNT_COLUMNS, WINDOWS
+    from feature_repo.specs import COUNT_COLUMNS, ITEM_POPULARITY_VIEW, WINDOWS
     from feature_repo.store import get_feature_store
-    from stream_jobs.feature_writer import FeatureWriter
+    from stream_jobs.feature_writer import FeatureWriter, events_reached
+    from stream_jobs.features_job import job_config
     from stream_jobs.pipeline import start_feature_job
-    from stream_jobs.reference import activity_at_last_event
-    from stream_jobs.replay import send_heartbeats
+    from stream_jobs.reference import (
+        activity_at_last_event,
+        expected_stream_events,
+        item_popularity,
+    )
 
+    settings = settings.model_copy(update={"stream_catalogue": dataset})  # item categories
+    events = pq.read_table(dataset / "events").to_pandas()
+    items = pq.read_table(dataset / "items.parquet", columns=["item_id", "category"]).to_pandas()
+    cfg = job_config(settings)
+    expected = expected_stream_events(events, dict(zip(items.item_id, items.category,
+                                                       strict=True)), cfg.pair_windows_ms)
     job = start_feature_job(settings)
     try:
-        send_heartbeats(settings, sent.last_ts)  # the watermark passes every replayed event
-        expected_rows = sent.sent * len(ALL_STREAM_VIEWS)
         writer = FeatureWriter(settings)
-        with progress_bar(expected_rows, "feature rows") as advance:
-            writer.run_until(expected_rows, timeout_s=300, still_running=job.pid,
-                             progress=advance)
+        shown = [0]
+
+        def reflected(_: int) -> None:
+            advance(writer.stats.events["user"] - shown[0])
+            shown[0] = writer.stats.events["user"]
+
+        with progress_bar(expected["user"], "events reflected online") as advance:
+            done = writer.run_until(events_reached(expected), timeout_s=300,
+                                    still_running=job.pid, progress=reflected)
     finally:
         job.stop()
-    console.print(f"  Flink job + writer: {writer.stats.rows:,}/{expected_rows:,} feature rows, "
-                  f"{writer.stats.online_rows:,} online writes, {writer.stats.rejected} rejected")
+    console.print(f"  Flink job + writer: {writer.stats.online_rows:,} online writes "
+                  f"({writer.stats.rows:,} rows), events reflected {writer.stats.events} "
+                  f"(expected {expected}), {writer.stats.rejected} rejected")
 
-    events = pq.read_table(dataset / "events").to_pandas()
     store = get_feature_store(settings)
     table = Table("entity", "window", *COUNT_COLUMNS, "matches pandas", title="online features")
-    all_match = writer.stats.rows == expected_rows
+    all_match = done and writer.stats.rejected == 0
     for entity in ("user", "item"):
         key = str(events[f"{entity}_id"].value_counts().index[0])
         refs = [f"{entity}_activity_{w}:{c}" for w in WINDOWS for c in COUNT_COLUMNS]
@@ -129,6 +155,14 @@ def _stream_features(settings: Settings, console: Console, dataset, sent) -> boo
             table.add_row(f"{entity} {key}", window, *(str(got[c]) for c in COUNT_COLUMNS),
                           "yes" if match else f"NO (expected {counts})")
     console.print(table)
+    top_item = str(events.item_id.value_counts().index[0])
+    popularity = store.get_online_features([f"{ITEM_POPULARITY_VIEW}:popularity"],
+                                           [{"item_id": top_item}]).to_dict()["popularity"][0]
+    weights = dict(zip(COUNT_COLUMNS.values(), cfg.event_weights, strict=True))
+    reference = item_popularity(events, top_item, weights, cfg.half_life_ms)
+    all_match &= abs(popularity - reference) <= 1e-9 * reference
+    console.print(f"  item {top_item} recency-weighted popularity {popularity:.4f} "
+                  f"(pandas {reference:.4f})")
     recent = store.get_online_features(["user_recent:last_items"],
                                        [{"user_id": str(events.user_id.value_counts().index[0])}])
     console.print(f"  user_recent.last_items: {recent.to_dict()['last_items'][0]}")
@@ -173,8 +207,9 @@ def _pipeline(settings: Settings, console: Console, services: Table, started: fl
     ensure_topics(settings)
     dataset = settings.data_path / "demo-synthetic"
     console.rule("2. generate synthetic data")
-    with progress_bar(DEMO_CONFIG.n_interactions, "generate") as advance:
-        manifest = generate(DEMO_CONFIG, dataset, overwrite=True, progress=advance)
+    config = demo_config()
+    with progress_bar(config.n_interactions, "generate") as advance:
+        manifest = generate(config, dataset, overwrite=True, progress=advance)
     console.print(f"  {manifest['users']:,} users, {manifest['items']:,} items, "
                   f"{manifest['events']:,} events -> {dataset}")
 
@@ -207,8 +242,16 @@ def _pipeline(settings: Settings, console: Console, services: Table, started: fl
     objects = feast_objects(settings)
     console.print(f"  Feast registry {settings.feast_registry}: {', '.join(objects)}")
 
+    console.rule("8. ranker → champion → serving API")
+    from api.demo import serve_demo
+    from recsys.demo_loop import closed_loop
+
+    serving_ok = serve_demo(settings, console, dataset, while_serving=closed_loop(console,
+                                                                                dataset))
+
     console.print(services)
-    verdict = "OK" if round_trip_ok and objects and features_ok else "FAILED"
+    verdict = ("OK" if round_trip_ok and objects and features_ok and serving_ok
+               else "FAILED")
     console.print(f"[bold]{verdict}[/bold]: {back.received:,}/{sent.sent:,} events read back, "
                   f"{len(back.invalid)} invalid, in {time.perf_counter() - started:.1f} s total")
     return verdict == "OK"

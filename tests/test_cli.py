@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from recsys.cli import app
-from recsys.settings import Settings, get_settings, settings_env
+from recsys.settings import Settings, get_settings, redact_url, settings_env
 from recsys.stack.process import group_alive
 from tests.conftest import ML100K, stack_env
 
@@ -86,6 +86,40 @@ def test_settings_masks_passwords(monkeypatch: pytest.MonkeyPatch) -> None:
     result = invoke("settings")
     assert result.exit_code == 0
     assert "s3cret" not in result.output and "admin:***@db:5432" in result.output
+
+
+def test_settings_masks_every_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    secrets = {
+        "RECSYS_API_JWT_SECRET": "jwt-secret-" + "j" * 32,
+        "RECSYS_REDIS_URL": "redis://api:redis-pw@cache:6380/0",
+        "RECSYS_FEAST_REGISTRY_PATH": "postgresql+psycopg://feast:registry-pw@db/feast",
+        "RECSYS_MLFLOW_BACKEND_URI": "postgresql://mlflow@db/mlflow?sslmode=require&password=q-pw",
+        "RECSYS_BROKER_SASL_PASSWORD": "Endpoint=sb://hub/;SharedAccessKey=sasl-pw",
+        "RECSYS_ROLLBACK_ADMIN_TOKEN": "rollback-token",
+    }
+    for name, value in secrets.items():
+        monkeypatch.setenv(name, value)
+    result = invoke("settings")
+    assert result.exit_code == 0, result.output
+    for leaked in ("jwt-secret", "redis-pw", "registry-pw", "q-pw", "sasl-pw", "rollback-token"):
+        assert leaked not in result.output, leaked
+    for shown in ('"redis_url": "redis://api:***@cache:6380/0"',
+                  '"feast_registry_path": "postgresql+psycopg://feast:***@db/feast"',
+                  "sslmode=require&password=***", '"api_jwt_secret": "**********"'):
+        assert shown in result.output, shown
+
+
+@pytest.mark.parametrize(("url", "shown"), [
+    ("postgresql://admin:pw@db:5432/recsys", "postgresql://admin:***@db:5432/recsys"),
+    ("rediss://:p%40ss@cache:6380/1", "rediss://:***@cache:6380/1"),
+    ("postgresql://u@h/db?password=pw&x=1", "postgresql://u@h/db?password=***&x=1"),
+    ("redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"),  # nothing to hide: unchanged
+    ("postgresql://u@h/db", "postgresql://u@h/db"),
+    ("/var/lib/feast/registry.db", "/var/lib/feast/registry.db"),
+    ("http://[::1", "http://[::1"),  # not a URL after all: unchanged
+])
+def test_redact_url(url: str, shown: str) -> None:
+    assert redact_url(url) == shown
 
 
 @pytest.mark.integration

@@ -95,7 +95,6 @@ def test_settings_round_trip_through_the_environment(monkeypatch: pytest.MonkeyP
 
 def test_event_hubs_sasl_reaches_every_kafka_client() -> None:
     from recsys.kafka_io import security_config
-    from stream_jobs.feature_sql import statements
     from stream_jobs.features_job import java_client_properties, job_config
 
     connection = "Endpoint=sb://ns.servicebus.windows.net/;SharedAccessKey=k'ey"
@@ -109,8 +108,26 @@ def test_event_hubs_sasl_reaches_every_kafka_client() -> None:
     assert java["sasl.jaas.config"] == (
         "org.apache.kafka.common.security.plain.PlainLoginModule required "
         f'username="$ConnectionString" password="{connection}";')
-    ddl, _ = statements(job_config(s))
-    assert "'properties.security.protocol' = 'SASL_SSL'" in ddl[0]
-    assert "SharedAccessKey=k''ey" in ddl[0]  # quote escaped inside the SQL literal
+    cfg = job_config(s)
+    assert dict(cfg.client_properties) == java  # every Kafka client of the Flink job
+    assert connection not in str(cfg.job_parameters())  # not among the job's shown parameters
     assert connection not in s.model_dump_json()  # the secret is masked when printed
     assert security_config(make()) == {}
+
+
+def test_relative_folders_reach_child_processes_as_the_same_absolute_folders(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """`feast -c feature_repo` runs in another folder: `data` must not become
+    feature_repo/data there (make demo's default settings)."""
+    from recsys.settings import settings_env
+
+    monkeypatch.chdir(tmp_path)
+    s = make(data_dir="data", state_dir=".recsys", stream_catalogue="data/set")
+    assert s.data_dir == tmp_path.resolve() / "data"
+    env = settings_env(s)
+    assert env["RECSYS_DATA_DIR"] == str(tmp_path.resolve() / "data")
+    assert env["RECSYS_STATE_DIR"] == str(tmp_path.resolve() / ".recsys")
+    assert env["RECSYS_STREAM_CATALOGUE"] == str(tmp_path.resolve() / "data" / "set")
+    assert env["RECSYS_PROMETHEUS_BIN"] == "prometheus"  # a command on PATH stays one
+    monkeypatch.chdir(tmp_path.parent)
+    assert Settings(_env_file=None, data_dir=env["RECSYS_DATA_DIR"]).data_path == s.data_path

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from recsys.settings import Settings
+from recsys.settings import Settings, redact_url
 from recsys.stack.process import ManagedProcess, StartupError, free_port, port_open
 from recsys.stack.services import (
     ServiceStatus,
@@ -82,7 +82,7 @@ class Stack:
         checks = {
             "broker": (s.bootstrap_servers,
                        lambda: port_open(s.broker_host, s.broker_port)),
-            "redis": (s.redis_url, lambda: redis_healthy(s)),
+            "redis": (redact_url(s.redis_url), lambda: redis_healthy(s)),
             "mlflow": (s.mlflow_tracking_uri, lambda: mlflow_healthy(s)),
         }
         statuses = []

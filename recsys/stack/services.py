@@ -18,7 +18,7 @@ from pathlib import Path
 import redis
 
 from recsys.kafka_io import ensure_topics, list_topics
-from recsys.settings import Settings
+from recsys.settings import Settings, redact_url
 from recsys.stack.process import ManagedProcess, StartupError, port_open, wait_until
 
 
@@ -129,12 +129,13 @@ def start_redis(settings: Settings) -> ServiceStatus:
         answered = False
     if answered:
         return ServiceStatus("redis", address, "running" if proc.pid() else "external")
+    url = redact_url(settings.redis_url)
     if not settings.redis_autostart:
-        raise StartupError(f"nothing answers at {settings.redis_url} and redis_autostart is off")
+        raise StartupError(f"nothing answers at {url} and redis_autostart is off")
     server = shutil.which("redis-server")
     if server is None:
         raise StartupError(
-            f"nothing answers at {settings.redis_url} and redis-server is not installed "
+            f"nothing answers at {url} and redis-server is not installed "
             "(apt-get install redis-server, or point RECSYS_REDIS_URL at a running Redis)"
         )
     data_dir = settings.state_path / "redis"
