@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,14 @@ from recsys.stack import free_port
 
 
 def materialize_online(settings: Settings, dataset: Path) -> list[str]:
-    """Put the newest value of every view the ranker reads online (Feast materialize)."""
+    """Put the newest value of every view the ranker reads online (Feast materialize).
+
+    The window starts at the epoch, not at the first event: metadata rows are stamped
+    with launch and sign-up times, most of them before any event, and a row outside the
+    window is not materialized (the ranker then saw no price, stock or profile at all).
+    It ends at the newest event or now, whichever is later (items launched after the
+    last event are in the catalogue too).
+    """
     import pyarrow.parquet as pq
 
     from feature_repo.store import get_feature_store
@@ -36,9 +44,9 @@ def materialize_online(settings: Settings, dataset: Path) -> list[str]:
 
     ts = pq.read_table(dataset / "events", columns=["ts"]).column("ts").to_pandas()
     views = sorted({ref.split(":")[0] for ref in (*USER_FEATURE_REFS, *ITEM_FEATURE_REFS)})
-    get_feature_store(settings).materialize(start_date=ts.min().to_pydatetime(),
-                                            end_date=ts.max().to_pydatetime(),
-                                            feature_views=views)
+    end = max(ts.max().to_pydatetime(), datetime.now(UTC))
+    get_feature_store(settings).materialize(start_date=datetime(1970, 1, 1, tzinfo=UTC),
+                                            end_date=end, feature_views=views)
     return views
 
 

@@ -1,7 +1,8 @@
 """The drift baseline saved with every ranker model version.
 
 Training records, for each ranker feature and for the model's scores, quantile
-bin edges with the share of rows in each bin (for PSI) and a seeded random
+bin edges with the share of rows in each bin (for PSI), the share of rows where
+it is missing (NaN: an expired or absent feature row), and a seeded random
 sample of raw values (for the two-sample KS test). The monitor compares live
 windows against exactly this object, read back from the model's artifacts.
 """
@@ -25,14 +26,16 @@ class Distribution:
     """One variable's reference distribution."""
 
     edges: list[float]  # interior quantile edges, ascending and unique
-    shares: list[float]  # len(edges) + 1 bin shares summing to 1
+    shares: list[float]  # len(edges) + 1 bin shares of the finite values, summing to 1
     sample: list[float]
-    count: int
+    count: int  # finite values
+    missing: float = 0.0  # share of all values that were missing (not finite)
 
     @classmethod
     def of(cls, values: np.ndarray, bins: int = DEFAULT_BINS, sample: int = DEFAULT_SAMPLE,
            seed: int = 0) -> Distribution:
-        x = np.asarray(values, dtype=np.float64)
+        x = np.asarray(values, dtype=np.float64).ravel()
+        total = len(x)
         x = x[np.isfinite(x)]
         if len(x) == 0:
             raise ValueError("a baseline needs at least one finite value")
@@ -42,7 +45,8 @@ class Distribution:
         rng = np.random.default_rng(seed)
         kept = x if len(x) <= sample else rng.choice(x, size=sample, replace=False)
         return cls(edges=edges.tolist(), shares=(counts / len(x)).tolist(),
-                   sample=np.sort(kept).tolist(), count=len(x))
+                   sample=np.sort(kept).tolist(), count=len(x),
+                   missing=1.0 - len(x) / total)
 
     def bin_shares(self, values: np.ndarray) -> np.ndarray:
         """Shares of ``values`` in this distribution's bins (same edges)."""

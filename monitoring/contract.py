@@ -34,6 +34,7 @@ API_EVENTS = "recsys_events_total"
 MONITOR_FEATURE_PSI = "recsys_feature_psi"
 MONITOR_FEATURE_KS = "recsys_feature_ks_statistic"
 MONITOR_FEATURE_KS_PVALUE = "recsys_feature_ks_pvalue"
+MONITOR_FEATURE_MISSING = "recsys_feature_missing_share"
 #: Gauges, labels ``model_version``, ``arm``.
 MONITOR_SCORE_PSI = "recsys_score_psi"
 MONITOR_CTR = "recsys_ctr"

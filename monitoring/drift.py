@@ -1,5 +1,9 @@
 """Drift maths: PSI against a baseline's bin shares, two-sample KS, sliding windows.
 
+Missing values (NaN: a feature row that expired or was never written) are a bin of
+their own in PSI, so a feature that goes missing at serving shows as drift instead of
+vanishing from the statistics; KS compares the finite values only.
+
 ``psi`` and ``ks`` are pure functions (hand-checked in the tests); :class:`SlidingWindow`
 keeps a bounded, uniform sample of the values seen in the last ``window_s`` seconds,
 in time buckets so that old values expire bucket by bucket.
@@ -43,31 +47,46 @@ def ks(reference_sample: Iterable[float], live: Iterable[float]) -> tuple[float,
 @dataclass(frozen=True)
 class DriftMeasure:
     psi: float
-    ks: float
+    ks: float  # NaN when no live value is finite
     ks_pvalue: float
     samples: int
+    missing: float = 0.0  # live share of missing values
 
 
-def measure(reference: Distribution, live: np.ndarray, eps: float = DEFAULT_PSI_EPS
-            ) -> DriftMeasure:
-    """PSI over the reference's quantile bins and KS against its sample."""
-    x = np.asarray(live, dtype=np.float64)
-    x = x[np.isfinite(x)]
-    if len(x) == 0:
-        raise ValueError("measure: no finite live values")
-    d, p = ks(reference.sample, x)
-    return DriftMeasure(psi=psi(reference.shares, reference.bin_shares(x), eps), ks=d,
-                        ks_pvalue=p, samples=len(x))
+def measure(reference: Distribution, live: np.ndarray, eps: float = DEFAULT_PSI_EPS,
+            missing: float | None = None) -> DriftMeasure:
+    """PSI over the reference's quantile bins plus a missing-value bin; KS against its
+    sample over the finite values.
+
+    ``missing`` is the live share of missing values when ``live`` is a sample of the
+    finite values only (a :class:`SlidingWindow` counts the missing ones without
+    keeping them); by default it is the share of NaN in ``live``.
+    """
+    x = np.asarray(live, dtype=np.float64).ravel()
+    finite = x[np.isfinite(x)]
+    if missing is None:
+        missing = (len(x) - len(finite)) / len(x) if len(x) else 0.0
+    if not 0.0 <= missing <= 1.0:
+        raise ValueError(f"measure: missing share {missing} is not in [0, 1]")
+    if len(finite) == 0 and missing == 0.0:
+        raise ValueError("measure: no live values")
+    expected = [*np.asarray(reference.shares) * (1.0 - reference.missing), reference.missing]
+    actual = [*reference.bin_shares(finite) * (1.0 - missing), missing]
+    d, p = ks(reference.sample, finite) if len(finite) else (math.nan, math.nan)
+    return DriftMeasure(psi=psi(expected, actual, eps), ks=d, ks_pvalue=p,
+                        samples=len(x), missing=missing)
 
 
 class _Reservoir:
-    """Algorithm R over one bucket: a uniform sample of at most ``cap`` values."""
+    """Algorithm R over one bucket: a uniform sample of at most ``cap`` finite values,
+    and a count of the missing ones."""
 
-    __slots__ = ("cap", "seen", "values")
+    __slots__ = ("cap", "missing", "seen", "values")
 
     def __init__(self, cap: int):
         self.cap = cap
         self.seen = 0
+        self.missing = 0
         self.values = np.empty(0, dtype=np.float64)
 
     def add(self, x: np.ndarray, rng: np.random.Generator) -> None:
@@ -113,13 +132,16 @@ class SlidingWindow:
         return self._index(ts) <= self._index(now) - self.n_buckets
 
     def add(self, ts: float, values: Iterable[float] | np.ndarray, now: float) -> bool:
-        """Add values observed at ``ts``; False (nothing added) if ``ts`` is out of the window."""
+        """Add values observed at ``ts`` (NaN counted as missing); False (nothing added)
+        if ``ts`` is out of the window."""
         if self.is_late(ts, now):
             return False
         x = np.asarray(values, dtype=np.float64).ravel()
-        x = x[np.isfinite(x)]
         if len(x):
-            self._buckets.setdefault(self._index(ts), _Reservoir(self.cap)).add(x, self._rng)
+            finite = np.isfinite(x)
+            bucket = self._buckets.setdefault(self._index(ts), _Reservoir(self.cap))
+            bucket.missing += int(len(x) - finite.sum())
+            bucket.add(x[finite], self._rng)
         return True
 
     def expire(self, now: float) -> None:
@@ -134,9 +156,14 @@ class SlidingWindow:
         return np.concatenate(parts) if parts else np.empty(0, dtype=np.float64)
 
     def seen(self, now: float) -> int:
-        """Values observed in the window (before sampling)."""
+        """Finite values observed in the window (before sampling)."""
         self.expire(now)
         return sum(b.seen for k, b in self._buckets.items() if k <= self._index(now))
+
+    def missing(self, now: float) -> int:
+        """Missing (non-finite) values observed in the window."""
+        self.expire(now)
+        return sum(b.missing for k, b in self._buckets.items() if k <= self._index(now))
 
     def __bool__(self) -> bool:
         return bool(self._buckets)

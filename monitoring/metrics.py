@@ -24,6 +24,7 @@ class Snapshot:
     feature_psi: dict[Labels, float] = field(default_factory=dict)  # (version, feature)
     feature_ks: dict[Labels, float] = field(default_factory=dict)
     feature_ks_pvalue: dict[Labels, float] = field(default_factory=dict)
+    feature_missing: dict[Labels, float] = field(default_factory=dict)
     score_psi: dict[Labels, float] = field(default_factory=dict)  # (version, arm)
     score_ks: dict[Labels, float] = field(default_factory=dict)
     score_ks_pvalue: dict[Labels, float] = field(default_factory=dict)
@@ -43,6 +44,8 @@ _GAUGES: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
      "version's training baseline, over the drift window."),
     (c.MONITOR_FEATURE_KS, "feature_ks", VERSION_FEATURE, "Two-sample KS statistic of a feature."),
     (c.MONITOR_FEATURE_KS_PVALUE, "feature_ks_pvalue", VERSION_FEATURE, "KS p-value of a feature."),
+    (c.MONITOR_FEATURE_MISSING, "feature_missing", VERSION_FEATURE, "Share of served values "
+     "of a feature that were missing (expired or absent online), over the drift window."),
     (c.MONITOR_SCORE_PSI, "score_psi", VERSION_ARM, "PSI of served ranker scores."),
     (c.MONITOR_SCORE_KS, "score_ks", VERSION_ARM, "KS statistic of served ranker scores."),
     (c.MONITOR_SCORE_KS_PVALUE, "score_ks_pvalue", VERSION_ARM, "KS p-value of served scores."),

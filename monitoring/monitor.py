@@ -177,7 +177,8 @@ class Monitor:
             if not window:
                 del windows[key]  # every bucket expired
                 continue
-            if len(values) < self.settings.drift_min_samples:
+            seen, missing = window.seen(now), window.missing(now)
+            if seen + missing < self.settings.drift_min_samples:
                 continue
             baseline = self.baselines.drift(key[0])
             if baseline is None:
@@ -185,10 +186,12 @@ class Monitor:
             reference = baseline.scores if scores else baseline.features.get(key[1])
             if reference is None:
                 continue
-            m = measure(reference, values, self.settings.drift_psi_eps)
+            m = measure(reference, values, self.settings.drift_psi_eps,
+                        missing=missing / (seen + missing))
             if scores:
                 snap.score_psi[key], snap.score_ks[key], snap.score_ks_pvalue[key] = (
                     m.psi, m.ks, m.ks_pvalue)
             else:
                 snap.feature_psi[key], snap.feature_ks[key], snap.feature_ks_pvalue[key] = (
                     m.psi, m.ks, m.ks_pvalue)
+                snap.feature_missing[key] = m.missing

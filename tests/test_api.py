@@ -7,6 +7,7 @@ in MLflow and loaded by alias, online features materialized into Redis.
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -204,6 +205,11 @@ def test_impressions_and_serving_log_follow_each_response(api: ApiServer,
     assert record.scores == [i["score"] for i in body["items"]]
     assert record.model_version == api_models.v1 and not record.cold_start
     assert record.features and all(len(v) == 4 for v in record.features.values())
+    # metadata rows are stamped with launch / sign-up times, before the first event:
+    # they are online too (a materialize window from the first event left them out)
+    for name in ("item_price", "item_in_stock", "item_age_days", "user_age",
+                 "user_tenure_days"):
+        assert all(math.isfinite(v) for v in record.features[name]), name
 
 
 def test_write_and_admin_endpoints_need_tokens(api: ApiServer, api_models: ApiModels) -> None:

@@ -50,8 +50,7 @@ def api_settings(base: Settings, **changes: Any) -> Settings:
 @pytest.fixture(scope="session")
 def api_models(stack_settings: Settings, small_dataset: Path) -> ApiModels:
     """Two versions of a ranker trained on the small data set; v1 is champion."""
-    from feature_repo.store import get_feature_store
-    from ranking.features import ITEM_FEATURE_REFS, USER_FEATURE_REFS
+    from api.demo import materialize_online
     from ranking.train import train_ranker
 
     tag = uuid.uuid4().hex[:8]
@@ -66,10 +65,7 @@ def api_models(stack_settings: Settings, small_dataset: Path) -> ApiModels:
                                                                  "ranker_max_trees": 30}),
                       backfill=False, log=quiet).version
     events = pq.read_table(small_dataset / "events").to_pandas()
-    views = sorted({ref.split(":")[0] for ref in (*USER_FEATURE_REFS, *ITEM_FEATURE_REFS)})
-    get_feature_store(settings).materialize(
-        start_date=events.ts.min().to_pydatetime(), end_date=events.ts.max().to_pydatetime(),
-        feature_views=views)
+    materialize_online(settings, small_dataset)
     return ApiModels(settings, small_dataset, str(v1), str(v2),
                      events.user_id.value_counts().index.astype(str).tolist(),
                      events.item_id.value_counts().index.astype(str).tolist())

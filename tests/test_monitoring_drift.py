@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from prometheus_client import generate_latest
 
+from api.serving_log import serving_log_json
 from monitoring import contract as c
 from monitoring.baseline import Distribution, DriftBaseline
 from monitoring.contract import ServingLogRecord
@@ -59,6 +60,37 @@ def test_measure_on_a_constructed_shift_matches_hand_values() -> None:
     assert shifted.ks_pvalue < 1e-50
 
 
+def test_missing_values_are_a_bin_of_their_own() -> None:
+    nan = float("nan")
+    reference = Distribution.of(np.r_[np.arange(1000.0), [nan] * 250], bins=10)
+    assert reference.missing == pytest.approx(0.2) and reference.shares == [0.1] * 10
+    assert reference.count == 1000
+    same = measure(reference, np.r_[np.arange(1000.0), [nan] * 250])
+    assert same.psi == pytest.approx(0.0, abs=1e-12) and same.missing == pytest.approx(0.2)
+    # a window passes its finite sample and the missing share it counted
+    assert measure(reference, np.arange(1000.0), missing=0.2).psi == pytest.approx(0.0)
+    # nothing missing live: bins 0.08 -> 0.1 each, the missing bin 0.2 -> 0 (floored)
+    # PSI = 10 (.1 - .08) ln(.1 / .08) + (1e-4 - .2) ln(1e-4 / .2) = 0.0446287 + 1.5194204
+    assert measure(reference, np.arange(1000.0)).psi == pytest.approx(1.5640491, abs=1e-6)
+    # everything missing live: the shift PSI over finite values alone could not see
+    # PSI = 10 (1e-4 - .08) ln(1e-4 / .08) + (1 - .2) ln(1 / .2) = 5.3410042 + 1.2875510
+    gone = measure(reference, np.full(300, nan))
+    assert gone.psi == pytest.approx(6.6285551, abs=1e-6)
+    assert gone.missing == 1.0 and np.isnan(gone.ks) and gone.samples == 300
+    with pytest.raises(ValueError, match="no live values"):
+        measure(reference, np.empty(0))
+    with pytest.raises(ValueError, match="not in"):
+        measure(reference, np.arange(10.0), missing=1.5)
+
+
+def test_a_baseline_without_a_missing_share_reads_as_none_missing() -> None:
+    raw = DriftBaseline.build({"f": np.r_[np.arange(100.0), [float("nan")] * 100]},
+                              scores=np.arange(50.0)).to_dict()
+    assert raw["features"]["f"]["missing"] == pytest.approx(0.5)
+    del raw["features"]["f"]["missing"]  # a baseline saved before the field existed
+    assert DriftBaseline.from_dict(json.loads(json.dumps(raw))).features["f"].missing == 0.0
+
+
 # --- sliding windows -------------------------------------------------------------------
 def test_window_expires_old_buckets_and_refuses_late_values() -> None:
     w = SlidingWindow(window_s=60, bucket_s=10, max_samples=600)
@@ -67,9 +99,12 @@ def test_window_expires_old_buckets_and_refuses_late_values() -> None:
     assert sorted(w.values(now=1040)) == [1.0, 2.0, 3.0]
     assert sorted(w.values(now=1065)) == [3.0]  # bucket 100 (1000-1009) left the window
     assert not w.add(ts=1000, values=[9.0], now=1065)  # late
-    assert w.add(ts=1031, values=[float("nan"), 4.0], now=1065)  # NaN dropped
+    assert w.add(ts=1031, values=[float("nan"), 4.0], now=1065)  # NaN counted, not kept
     assert sorted(w.values(now=1065)) == [3.0, 4.0]
-    assert w.seen(now=1065) == 2
+    assert (w.seen(now=1065), w.missing(now=1065)) == (2, 1)
+    assert w.add(ts=1062, values=[float("nan")] * 3, now=1065)  # a bucket of NaN only
+    assert (w.seen(now=1065), w.missing(now=1065)) == (2, 4)
+    assert w.missing(now=1200) == 0  # expired with its buckets
 
 
 def test_window_keeps_a_bounded_uniform_sample() -> None:
@@ -117,16 +152,20 @@ def training_baseline() -> DriftBaseline:
 
 
 def serve(monitor: Monitor, rng: np.random.Generator, n: int, score_shift: float = 0.0,
-          version: str = "7", arm: str = "champion", ts: float = NOW - 30) -> None:
+          version: str = "7", arm: str = "champion", ts: float = NOW - 30,
+          missing: str | None = None) -> None:
+    """``n`` responses of 10 items; the feature named ``missing`` is NaN in all of them."""
     for i in range(n):
         k = 10
+        features = {"item_ctr": rng.beta(2, 20, k).tolist(),
+                    "user_clicks_1h": rng.poisson(3, k).astype(float).tolist()}
+        if missing:
+            features[missing] = [float("nan")] * k
         record = ServingLogRecord(
             request_id=f"r{i}", ts=datetime.fromtimestamp(ts, UTC), user_id=f"u{i}", arm=arm,
             model_version=version, item_ids=[f"i{j}" for j in range(k)],
-            scores=(rng.normal(0, 1, k) + score_shift).tolist(),
-            features={"item_ctr": rng.beta(2, 20, k).tolist(),
-                      "user_clicks_1h": rng.poisson(3, k).astype(float).tolist()})
-        assert monitor.on_serving_log(record.to_json_bytes()) == "ranked"
+            scores=(rng.normal(0, 1, k) + score_shift).tolist(), features=features)
+        assert monitor.on_serving_log(serving_log_json(record)) == "ranked"
 
 
 def test_no_shift_no_alarm_and_shift_alarm() -> None:
@@ -149,6 +188,19 @@ def test_no_shift_no_alarm_and_shift_alarm() -> None:
     assert f'{c.MONITOR_SCORE_PSI}{{arm="champion",model_version="7"}}' in text
     assert f'{c.MONITOR_FEATURE_KS}{{feature="item_ctr",model_version="7"}}' in text
     assert f'{c.MONITOR_BASELINE_LOADED}{{model_version="7"}} 1.0' in text
+
+
+def test_a_feature_missing_at_serving_is_feature_drift() -> None:
+    monitor = Monitor(settings(), StaticBaselines({"7": training_baseline()}),
+                      wall_clock=lambda: NOW)
+    serve(monitor, np.random.default_rng(1), 100, missing="item_ctr")
+    snap = monitor.evaluate()
+    assert snap.feature_psi[("7", "item_ctr")] > PSI_ALERT
+    assert snap.feature_missing[("7", "item_ctr")] == 1.0
+    assert snap.feature_psi[("7", "user_clicks_1h")] < 0.05
+    assert snap.feature_missing[("7", "user_clicks_1h")] == 0.0
+    text = generate_latest(monitor.metrics.registry).decode()
+    assert f'{c.MONITOR_FEATURE_MISSING}{{feature="item_ctr",model_version="7"}} 1.0' in text
 
 
 def test_too_few_samples_or_no_baseline_publish_no_drift() -> None:
