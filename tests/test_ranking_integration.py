@@ -139,7 +139,10 @@ def test_materialize_puts_the_metadata_views_online(stack_settings: Settings,
     """`recsys feast materialize-incremental` (the project's command) → Redis → online read."""
     items = pd.read_parquet(small_dataset / "items.parquet").set_index("item_id")
     users = pd.read_parquet(small_dataset / "users.parquet").set_index("user_id")
-    with scratch_feature_store(stack_settings) as (scratch, store):
+    # an own Feast project: the shared Redis may hold i3 from another data set with a
+    # newer launch time, and Feast keeps the newer row online (as it should)
+    own = stack_settings.model_copy(update={"feast_project": f"meta_{uuid.uuid4().hex[:8]}"})
+    with scratch_feature_store(own) as (scratch, store):
         backfill_metadata_views(small_dataset, scratch.offline_store_path, "small")
         end = datetime.now(UTC).replace(microsecond=0).isoformat()
         result = subprocess.run(
