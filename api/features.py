@@ -121,12 +121,26 @@ class _Expiry:
         self.fields = [f"_ts:{view}".encode() for view in by_view]
 
     def apply(self, reply: list[bytes | None], now_s: float) -> tuple[Any, ...]:
-        values = list(map(decode_value, reply[:self.n]))
+        """Decoded values, None for those of expired views (which are not decoded)."""
+        values = reply[:self.n]
         for (ttl, positions), raw in zip(self.views, reply[self.n:], strict=True):
-            if raw and now_s - Timestamp.FromString(raw).seconds > ttl:
+            if raw and now_s - _seconds(raw) > ttl:
                 for k in positions:
                     values[k] = None
-        return tuple(values)
+        return tuple(map(decode_value, values))
+
+
+_SECONDS: dict[bytes, int] = {}
+
+
+def _seconds(raw: bytes) -> int:
+    """``Timestamp`` bytes → seconds, memoized (rows written together share their stamp)."""
+    seconds = _SECONDS.get(raw)
+    if seconds is None:
+        if len(_SECONDS) >= _MEMO_SIZE:
+            _SECONDS.clear()
+        seconds = _SECONDS[raw] = Timestamp.FromString(raw).seconds
+    return seconds
 
 
 class FeastLayoutReader:

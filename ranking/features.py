@@ -131,7 +131,7 @@ class _ModelStats:
     category: np.ndarray  # code per item
     n_categories: int
     price: np.ndarray  # catalogue price per item (NaN where none)
-    genres: sp.csr_matrix  # item × genre (or category), rows of unit length
+    genres: sp.csr_matrix | np.ndarray  # item × genre (or category), rows of unit length
 
     @classmethod
     def of(cls, model: RetrievalModel) -> _ModelStats:
@@ -148,7 +148,12 @@ class _ModelStats:
                    np.asarray(catalogue.price, dtype=np.float64), _genre_matrix(catalogue))
 
 
-def _genre_matrix(catalogue: Any) -> sp.csr_matrix:
+#: Genre vocabularies up to this size are kept dense: a request's row lookups then cost
+#: microseconds instead of scipy's sparse fancy indexing (~0.25 ms per request).
+DENSE_GENRES_MAX = 256
+
+
+def _genre_matrix(catalogue: Any) -> sp.csr_matrix | np.ndarray:
     """Multi-hot genres (``a|b|c``), or the category where an item has none; unit rows."""
     items = catalogue.items
     category = items["category"].fillna("unknown").astype(str)
@@ -162,7 +167,8 @@ def _genre_matrix(catalogue: Any) -> sp.csr_matrix:
     m.sum_duplicates()
     m.data[:] = 1.0
     norms = np.sqrt(np.asarray(m.multiply(m).sum(axis=1)).ravel())
-    return sp.csr_matrix(sp.diags(1.0 / np.maximum(norms, 1e-12)) @ m, dtype=np.float32)
+    unit = sp.csr_matrix(sp.diags(1.0 / np.maximum(norms, 1e-12)) @ m, dtype=np.float32)
+    return unit.toarray() if len(vocab) <= DENSE_GENRES_MAX else unit
 
 
 _STATS: dict[int, tuple[weakref.ref, _ModelStats]] = {}
@@ -181,8 +187,8 @@ def model_stats(model: RetrievalModel) -> _ModelStats:
 
 def _floats(values: Any, n: int, name: str) -> np.ndarray:
     """Per-candidate values (``None`` → NaN) as float64 of length ``n``."""
-    if values is None:
-        return np.full(n, np.nan)
+    if values is None or (isinstance(values, list) and values.count(None) == n):
+        return np.full(n, np.nan)  # an expired view: 1 µs here, 17 µs through asarray
     try:
         out = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError) as exc:

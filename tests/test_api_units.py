@@ -25,7 +25,7 @@ from api.catalogue import ServingCatalogue
 from api.features import FeatureFetcher, decode_value
 from api.metrics import ApiMetrics
 from api.outbox import Outbox, Record, Ticket
-from api.resp import RespError, _Connection, _Incomplete, pack_command, parse_array
+from api.resp import RespError, _Connection, pack_command
 from api.security import AuthError, ConfigError, JwtVerifier, make_token, parse_cidrs
 from api.serving_log import ServedResponse, serving_log_json
 from feature_repo.events import parse_event
@@ -194,16 +194,39 @@ def test_auth_settings_fail_fast() -> None:
 # --- RESP and Feast values --------------------------------------------------------------
 
 
+class _Sink:
+    def write(self, data: bytes) -> None:
+        pass
+
+
+def _arrays(chunks: list[bytes], n: int) -> list[list[bytes | None]]:
+    """``_Connection.arrays`` over a stream that delivers ``chunks`` one read at a time."""
+
+    class Reader:
+        def __init__(self) -> None:
+            self.chunks = list(chunks)
+
+        async def read(self, _: int) -> bytes:
+            return self.chunks.pop(0) if self.chunks else b""
+
+    return asyncio.run(_Connection(Reader(), _Sink()).arrays(b"", n))  # type: ignore[arg-type]
+
+
 def test_resp_array_parsing() -> None:
     reply = b"*3\r\n$2\r\nab\r\n$-1\r\n$4\r\n\r\n\r\n\r\n*0\r\n"
-    row, pos = parse_array(reply, 0)
-    assert row == [b"ab", None, b"\r\n\r\n"]  # values may contain CRLF
-    assert parse_array(reply, pos) == ([], len(reply))
-    for cut in range(1, len(reply) - 5):
-        with pytest.raises(_Incomplete):
-            parse_array(reply[:cut], 0)
+    expected = [[b"ab", None, b"\r\n\r\n"], []]  # values may contain CRLF
+    assert _arrays([reply], 2) == expected
+    for cut in range(1, len(reply)):  # a reply split anywhere across reads
+        assert _arrays([reply[:cut], reply[cut:]], 2) == expected
+    assert _arrays([bytes([b]) for b in reply], 2) == expected
+    with pytest.raises(RespError, match="connection closed"):
+        _arrays([reply[:10]], 1)
     with pytest.raises(RespError, match="WRONGTYPE"):
-        parse_array(b"-WRONGTYPE Operation against a key\r\n", 0)
+        _arrays([b"-WRONGTYPE Operation against a key\r\n"], 1)
+    with pytest.raises(RespError, match="unexpected reply"):
+        _arrays([b":42\r\n"], 1)
+    with pytest.raises(RespError):  # not RESP at all: a protocol error
+        _arrays([b"?garbage\r\n"], 1)
     assert pack_command(b"HMGET", b"k", b"f") == b"*3\r\n$5\r\nHMGET\r\n$1\r\nk\r\n$1\r\nf\r\n"
 
 
@@ -362,15 +385,11 @@ def test_ticket_resolves_when_every_record_is_acknowledged() -> None:
 def test_resp_reply_cut_short_is_a_connection_error() -> None:
     # e.g. Redis dropping the connection during AUTH at connect: the serving path falls
     # back on connection errors (OSError), so this must be one, not an EOFError
-    class Writer:
-        def write(self, data: bytes) -> None:
-            pass
-
     async def scenario() -> None:
         reader = asyncio.StreamReader()
         reader.feed_data(b"+PON")
         reader.feed_eof()
-        await _Connection(reader, Writer()).line(pack_command(b"PING"))  # type: ignore[arg-type]
+        await _Connection(reader, _Sink()).line(pack_command(b"PING"))  # type: ignore[arg-type]
 
     with pytest.raises(RespError, match="mid-reply") as caught:
         asyncio.run(scenario())
