@@ -54,12 +54,11 @@ class _Entry:
         self.served = served
 
 
-class Ticket:
-    """Resolves an asyncio future once ``count`` records are acknowledged."""
+class Countdown:
+    """``count`` records of one request: :meth:`done` once all are acknowledged (True), or
+    as soon as one will never be delivered (False). Acks come from sender threads."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, count: int) -> None:
-        self.loop = loop
-        self.future: asyncio.Future[bool] = loop.create_future()
+    def __init__(self, count: int) -> None:
         self._left = count
         self._lock = threading.Lock()
 
@@ -68,11 +67,26 @@ class Ticket:
             self._left -= n
             done = self._left == 0
         if done:
-            self.loop.call_soon_threadsafe(self._resolve)
+            self.done(True)
 
     def fail(self) -> None:
         """One of the records will never be delivered: the waiter learns at once."""
-        self.loop.call_soon_threadsafe(self._resolve, False)
+        self.done(False)
+
+    def done(self, ok: bool) -> None:
+        raise NotImplementedError
+
+
+class Ticket(Countdown):
+    """Resolves an asyncio future once ``count`` records are acknowledged."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, count: int) -> None:
+        super().__init__(count)
+        self.loop = loop
+        self.future: asyncio.Future[bool] = loop.create_future()
+
+    def done(self, ok: bool) -> None:
+        self.loop.call_soon_threadsafe(self._resolve, ok)
 
     def _resolve(self, ok: bool = True) -> None:
         if not self.future.done():

@@ -26,7 +26,7 @@ from collections import deque
 from typing import Any
 
 from api.metrics import ApiMetrics
-from api.outbox import Outbox, Ticket, default_producer_factory
+from api.outbox import Countdown, Outbox, Ticket, default_producer_factory
 from api.serving_log import Record, ServedResponse
 from monitoring.contract import API_EVENTS
 from recsys.settings import Settings
@@ -40,24 +40,16 @@ STOP = -1  # marks the stop message in the parent's outgoing queue
 # --- child ------------------------------------------------------------------------------
 
 
-class _RemoteTicket:
+class _RemoteTicket(Countdown):
     """The child's stand-in for a waiting request's :class:`~api.outbox.Ticket`."""
 
     def __init__(self, ticket_id: int, count: int, send: Any) -> None:
+        super().__init__(count)
         self.ticket_id = ticket_id
-        self._left = count
         self._send = send
-        self._lock = threading.Lock()
 
-    def acked(self, n: int = 1) -> None:
-        with self._lock:
-            self._left -= n
-            done = self._left == 0
-        if done:
-            self._send(("ticket", self.ticket_id, True))
-
-    def fail(self) -> None:
-        self._send(("ticket", self.ticket_id, False))
+    def done(self, ok: bool) -> None:
+        self._send(("ticket", self.ticket_id, ok))
 
 
 def _counts(metrics: ApiMetrics) -> dict[str, float]:
