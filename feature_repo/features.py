@@ -19,6 +19,7 @@ from feature_repo.entities import item, user
 from feature_repo.specs import (
     ACTIVITY_VIEWS,
     COUNT_COLUMNS,
+    CREATED,
     EVENT_TIME,
     ITEM_CATEGORY_VIEW,
     ITEM_METADATA_VIEW,
@@ -43,6 +44,7 @@ def offline_source(view: str) -> FileSource:
         path=str(OFFLINE_DIR / view),
         file_format=ParquetFormat(),
         timestamp_field=EVENT_TIME,
+        created_timestamp_column=CREATED,
     )
 
 

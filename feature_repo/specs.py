@@ -36,6 +36,11 @@ COUNT_COLUMNS: dict[str, str] = {
 }
 
 EVENT_TIME = "event_time"
+#: When a row was produced (the job's emit time; a backfill: its event time). Feast breaks
+#: ties between rows of one entity with equal ``event_time`` by it (a sliding window's
+#: counts change again when events leave it, so one event time has several rows): the
+#: newest row wins, in point-in-time joins and materialization alike.
+CREATED = "created"
 #: Unit of ``event_time`` in every offline Parquet part (pandas' own). Feast's file offline
 #: store (dask) cannot sort a view's folder whose parts disagree on it: the stream writer's
 #: parts and the backfills of one view must both use this.

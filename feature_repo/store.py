@@ -46,6 +46,7 @@ def feast_env(settings: Settings) -> dict[str, str]:
         "RECSYS_FEAST_REGISTRY_TYPE": settings.feast_registry_type,
         "RECSYS_FEAST_REGISTRY": settings.feast_registry,
         "RECSYS_FEAST_REDIS": redis_connection_string(settings),
+        "RECSYS_FEAST_OFFLINE_STORE": settings.feast_offline_store,
     }
 
 

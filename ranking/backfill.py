@@ -28,16 +28,19 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from feature_repo.events import EARLIEST_EVENT_TIME, EVENT_TYPES
 from feature_repo.specs import (
     ACTIVITY_VIEWS,
     COUNT_COLUMNS,
+    CREATED,
     EVENT_TIME,
     ITEM_METADATA_VIEW,
     OFFLINE_TIME_UNIT,
     RECENT_ITEMS,
+    STREAM_VIEWS,
     USER_PROFILE_VIEW,
     USER_RECENT_VIEW,
     ActivityView,
@@ -161,6 +164,25 @@ def user_profile_frame(dataset: Path) -> pd.DataFrame:
     })
 
 
+def _typed(view: str, table: pa.Table) -> pa.Table:
+    """Columns pandas could not type (all empty lists, all None) get the stream writer's
+    type: DuckDB reads a folder with the first part's schema and cannot cast a null type."""
+    from stream_jobs.feature_writer import ARROW_TYPES, LIST_TYPES
+
+    spec = next((v for v in STREAM_VIEWS if v.name == view), None)
+    if spec is None:
+        return table
+    kinds = dict(spec.fields)
+    for k, column in enumerate(table.schema):
+        kind = kinds.get(column.name)
+        untyped = pa.types.is_null(column.type) or (
+            pa.types.is_list(column.type) and pa.types.is_null(column.type.value_type))
+        if kind and untyped:
+            table = table.set_column(k, column.name, table[column.name].cast(
+                LIST_TYPES.get(kind, ARROW_TYPES[kind])))
+    return table
+
+
 def write_view(offline: Path, view: str, frame: pd.DataFrame, tag: str) -> Path:
     """Write (or replace) ``backfill-<tag>.parquet`` of one view; atomic rename."""
     folder = offline / view
@@ -169,7 +191,10 @@ def write_view(offline: Path, view: str, frame: pd.DataFrame, tag: str) -> Path:
     tmp = folder / f".{path.name}.tmp"
     unit = f"datetime64[{OFFLINE_TIME_UNIT}, UTC]"  # as the stream writer's parts
     frame = frame.assign(**{EVENT_TIME: frame[EVENT_TIME].astype(unit)})
-    frame.to_parquet(tmp, index=False)
+    if CREATED not in frame.columns:  # one row per entity and time here: no tie to break
+        frame[CREATED] = frame[EVENT_TIME]
+    frame = frame.assign(**{CREATED: frame[CREATED].astype(unit)})
+    pq.write_table(_typed(view, pa.Table.from_pandas(frame, preserve_index=False)), tmp)
     tmp.rename(path)
     return path
 

@@ -92,6 +92,11 @@ class Settings(BaseSettings):
 
     # --- Feast -----------------------------------------------------------------
     feast_project: str = "recsys"
+    feast_offline_store: Literal["duckdb", "file"] = Field(
+        "duckdb", description="Feast offline store over the Parquet views: duckdb (its "
+        "point-in-time join: 3.4x faster than file at 1M events, and file's dask join did "
+        "not finish at 10M) or file (dask)."
+    )
     feast_registry_path: str | None = Field(
         None, description="File path or postgresql:// URL; a file under state_dir unless set."
     )
@@ -210,6 +215,15 @@ class Settings(BaseSettings):
     api_candidate_cache_size: int = Field(
         50_000, ge=0, description="Candidate lists kept per served version (LRU, ~2.4 KB "
         "each for 200 candidates): a repeat visit skips the search; 0 = off."
+    )
+    api_prewarm_candidates: int = Field(
+        50_000, ge=0, description="At a swap, the new version's candidate cache is filled "
+        "first with this many of the lists most recently used on the version it replaces "
+        "(the users being served now); 0 = off."
+    )
+    api_prewarm_seconds: float = Field(
+        2.0, ge=0, description="Time limit of that prewarm: the most it delays a swap "
+        "(a rollback's included); 0 = off."
     )
     api_redis_timeout_ms: int = Field(100, ge=1)
     api_breaker_failures: int = Field(

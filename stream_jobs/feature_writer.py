@@ -31,6 +31,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from feature_repo.specs import (
+    CREATED,
     EVENT_TIME,
     OFFLINE_TIME_UNIT,
     ROW_META,
@@ -105,6 +106,8 @@ class OfflineBuffer:
                                                  quoted_strings_can_be_null=False))
         event_time = pc.cast(pc.cast(table["event_time_ms"], pa.timestamp("ms", tz="UTC")),
                              pa.timestamp(OFFLINE_TIME_UNIT, tz="UTC"))
+        created = pc.cast(pc.cast(table["produced_ms"], pa.timestamp("ms", tz="UTC")),
+                          pa.timestamp(OFFLINE_TIME_UNIT, tz="UTC"))
         written = 0
         for view in views_of(stream):
             data = {view.key: table["entity_id"]}
@@ -114,6 +117,7 @@ class OfflineBuffer:
                     column = _split_lists(column, LIST_TYPES[kind])
                 data[name] = column
             data[EVENT_TIME] = event_time
+            data[CREATED] = created
             self._atomic_parquet(view.name, pa.table(data))
             written += 1
         return written

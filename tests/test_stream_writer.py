@@ -104,8 +104,11 @@ def test_the_writer_forwards_the_newest_row_per_entity_and_appends_every_row_off
     from feature_repo.store import get_feature_store
     from recsys.stack.services import apply_feast_registry
 
+    # its own Feast project: applying the stack's with another data_dir would point the
+    # shared views at this test's folder for every test after it
     settings = stack_settings.model_copy(update={"data_dir": tmp_path / "data",
-                                                 "features_topic": f"feat-{uuid.uuid4().hex}"})
+                                                 "features_topic": f"feat-{uuid.uuid4().hex}",
+                                                 "feast_project": f"writer_{uuid.uuid4().hex[:8]}"})
     apply_feast_registry(settings)
     project = render_config(settings)["project"]
     writer = FeatureWriter(settings, track_written=True)
