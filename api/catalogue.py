@@ -25,10 +25,6 @@ class ServingCatalogue(Catalogue):
         self._masks: OrderedDict[tuple, np.ndarray | None] = OrderedDict()
 
     @cached_property
-    def _category(self) -> pd.Categorical:  # type: ignore[override]
-        return pd.Categorical(self.items["category"].fillna("unknown"))
-
-    @cached_property
     def item_ids(self) -> np.ndarray:  # type: ignore[override]
         return super().item_ids
 
