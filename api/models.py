@@ -34,7 +34,7 @@ from api.ab import CHALLENGER, CHAMPION, arm_for
 from api.catalogue import ServingCatalogue
 from api.metrics import ApiMetrics
 from recsys.settings import Settings
-from retrieval.candidates import CandidateGenerator
+from retrieval.candidates import CandidateGenerator, Candidates, Filters
 from retrieval.config import RetrievalConfig
 from retrieval.fbt import FrequentlyBoughtTogether
 from retrieval.interactions import PURCHASE, Interactions
@@ -86,6 +86,55 @@ class ServingState:
         if self.challenger is None:
             return {CHAMPION: 1.0}
         return {CHAMPION: 1.0 - self.challenger_share, CHALLENGER: self.challenger_share}
+
+
+#: A candidate-cache key: (user_id, categories, min_price, max_price, in_stock).
+CandidateKey = tuple[str, tuple[str, ...], float | None, float | None, bool]
+
+
+def candidate_key(user_id: str, filters: Filters) -> CandidateKey:
+    return (user_id, tuple(filters.categories), filters.min_price, filters.max_price,
+            filters.in_stock)
+
+
+def search_candidates(model: ServedModel, key: CandidateKey, n: int) -> Candidates:
+    """The version's top-``n`` candidates for one cache key (the uncached path)."""
+    user_id, categories, min_price, max_price, in_stock = key
+    return model.generator.for_user(user_id, n, Filters(categories, min_price, max_price,
+                                                        in_stock), None,
+                                    list(categories) or None)
+
+
+def prewarm_candidates(new: ServedModel, old: ServedModel, n: int, limit: int,
+                       budget_s: float) -> int:
+    """Fill ``new``'s candidate cache with the keys most recently used on ``old``.
+
+    Runs before a swap, on the refresh thread (``new`` is not visible to requests yet), so
+    the users being served now do not all miss the cache at once after it: without this the
+    first ~30 s after a swap queued at 300 requests/s (~1.3 ms more CPU per uncached
+    request). Stops after ``limit`` keys or ``budget_s`` seconds (the delay this adds to
+    the swap, a rollback's included); returns how many were warmed.
+    """
+    if limit <= 0 or budget_s <= 0:
+        return 0
+    for _ in range(3):  # the event loop may touch the live cache while it is copied
+        try:
+            keys = list(old.candidate_cache)[-limit:]
+            break
+        except RuntimeError:
+            continue
+    else:
+        return 0
+    deadline = time.monotonic() + budget_s
+    warmed: list[tuple[CandidateKey, tuple]] = []
+    for key in reversed(keys):  # the most recent first, in case the budget runs out
+        if time.monotonic() >= deadline:
+            break
+        cands = search_candidates(new, key, n)
+        warmed.append((key, (cands.item_index, cands.scores, cands.source)))
+    for key, value in reversed(warmed):  # back in LRU order: the most recent last
+        new.candidate_cache[key] = value
+    return len(warmed)
 
 
 def neighbours(model: RetrievalModel, settings: Settings
@@ -290,6 +339,7 @@ class ModelManager:
                     chosen[arm] = self._load(arm, version) or served
                     if chosen[arm] is not served:
                         loaded[version] = chosen[arm]
+                        self._prewarm(arm, chosen[arm], served)
             if (chosen[CHAMPION] is current.champion
                     and chosen[CHALLENGER] is current.challenger):
                 return False
@@ -345,6 +395,18 @@ class ModelManager:
         log.info("loaded %s version %s for %s in %.1f s", self.name, version, arm,
                  time.perf_counter() - started)
         return served
+
+    def _prewarm(self, arm: str, new: ServedModel, old: ServedModel | None) -> None:
+        if old is None or not self.settings.api_candidate_cache_size:
+            return
+        started = time.perf_counter()
+        count = prewarm_candidates(new, old, self.settings.candidate_count,
+                                   min(self.settings.api_prewarm_candidates,
+                                       self.settings.api_candidate_cache_size),
+                                   self.settings.api_prewarm_seconds)
+        self.metrics.candidate_cache.labels("prewarmed").inc(count)
+        log.info("prewarmed %d candidate lists of version %s for %s (from %s) in %.2f s",
+                 count, new.version, arm, old.version, time.perf_counter() - started)
 
     def _refuse(self, arm: str, version: str, reason: str) -> None:
         log.error("refused %s version %s (%s): %s", self.name, version, arm, reason)

@@ -18,7 +18,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -30,7 +30,7 @@ from redis.exceptions import RedisError
 from api.breaker import CircuitBreaker
 from api.features import FeatureFetcher
 from api.metrics import ApiMetrics
-from api.models import ModelManager, ServedModel
+from api.models import ModelManager, ServedModel, candidate_key, search_candidates
 from api.outbox import Outbox
 from api.publisher import ProcessOutbox
 from api.schemas import RecommendationRequest
@@ -91,7 +91,7 @@ class Recommender:
         filters = Filters(categories, req.filters.min_price, req.filters.max_price,
                           req.filters.in_stock)
         t0 = time.perf_counter()
-        cands = await self._candidates(model, user_id, filters, categories)
+        cands = await self._candidates(model, user_id, filters)
         t1 = time.perf_counter()
         timings = {"candidates": (t1 - t0) * 1000}
         stage["candidates"].observe(t1 - t0)
@@ -174,12 +174,11 @@ class Recommender:
                 fallback, item_ids, item_scores, features_served, req.context))
         return Served(body, timings)
 
-    async def _candidates(self, model: ServedModel, user_id: str, filters: Filters,
-                          categories: Sequence[str]) -> Candidates:
+    async def _candidates(self, model: ServedModel, user_id: str, filters: Filters
+                          ) -> Candidates:
         """The version's candidates for the user, from its LRU cache when seen before."""
         size = self.settings.api_candidate_cache_size
-        key = (user_id, tuple(categories), filters.min_price, filters.max_price,
-               filters.in_stock)
+        key = candidate_key(user_id, filters)
         cache = model.candidate_cache
         hit = cache.get(key) if size else None
         if hit is not None:
@@ -187,8 +186,7 @@ class Recommender:
             self.metrics.candidate_cache.labels("hit").inc()
             idx, scores, source = hit
             return Candidates(idx, model.retrieval.item_ids[idx], scores, source)
-        cands = await self._call(model.generator.for_user, user_id, self.n_candidates, filters,
-                                 None, list(categories) or None)
+        cands = await self._call(search_candidates, model, key, self.n_candidates)
         if size:
             self.metrics.candidate_cache.labels("miss").inc()
             cache[key] = (cands.item_index, cands.scores, cands.source)

@@ -112,10 +112,17 @@ def test_hot_swap_under_concurrent_requests_fails_nothing(api_models: ApiModels,
                 except httpx.HTTPError as exc:
                     seen.append((time.monotonic(), 0, repr(exc)))
 
-    async def scenario() -> list[tuple[float, int, str | None]]:
+    def cache_counts() -> dict[str, float]:
+        text = httpx.get(f"{api.url}/metrics").text
+        prefix = "recsys_candidate_cache_total{result=\""
+        return {line[len(prefix):].split('"')[0]: float(line.split()[-1])
+                for line in text.splitlines() if line.startswith(prefix)}
+
+    async def scenario() -> tuple[list[tuple[float, int, str | None]], dict, dict]:
         stop, seen = asyncio.Event(), []
         workers = [asyncio.create_task(load(stop, seen)) for _ in range(8)]
         await asyncio.sleep(1.5)
+        before = await asyncio.to_thread(cache_counts)
         await asyncio.to_thread(_set_alias, settings, "champion", api_models.v2)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not any(v == api_models.v2 for _, _, v in
@@ -124,10 +131,10 @@ def test_hot_swap_under_concurrent_requests_fails_nothing(api_models: ApiModels,
         await asyncio.sleep(1.5)
         stop.set()
         await asyncio.gather(*workers)
-        return seen
+        return seen, before, await asyncio.to_thread(cache_counts)
 
     try:
-        seen = asyncio.run(scenario())
+        seen, before, after = asyncio.run(scenario())
     finally:
         _set_alias(settings, "champion", api_models.v1)
     failures = [s for s in seen if s[1] != 200]
@@ -137,6 +144,10 @@ def test_hot_swap_under_concurrent_requests_fails_nothing(api_models: ApiModels,
     first_new = versions.index(api_models.v2)
     assert set(versions[first_new + 50:]) == {api_models.v2}  # in-flight ones may end on v1
     assert len(seen) > 100
+    # every user had been served by v1 before the swap, so v2 was prewarmed with all of them
+    # and served them from its cache: no miss after the swap
+    assert before.get("miss") == len(users), before
+    assert after.get("prewarmed") == len(users) and after.get("miss") == len(users), after
     # the swap back is observed too
     wait_for(lambda: httpx.get(f"{api.url}/models").json()["arms"][0]["version"]
              == api_models.v1, 60, "the swap back to v1")

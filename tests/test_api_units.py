@@ -511,3 +511,63 @@ def test_survivors_are_frozen_and_a_sweep_frees_frozen_cycles() -> None:
     finally:
         gc.unfreeze()
     assert frozen > 0 and survived_collect and freed
+
+
+class _RecordingGenerator:
+    """Candidates that name the call they came from (user and filters)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple] = []
+
+    def for_user(self, user_id, n, filters, recent, categories):
+        from retrieval.candidates import Candidates
+
+        self.calls.append((user_id, n, filters, recent, categories))
+        idx = np.arange(n, dtype=np.int64) + len(self.calls)
+        return Candidates(idx, idx.astype(str), np.ones(n, np.float32), "als")
+
+
+def _cache_owner(keys: list[tuple] = ()) -> object:
+    from collections import OrderedDict
+    from types import SimpleNamespace
+
+    return SimpleNamespace(generator=_RecordingGenerator(),
+                           candidate_cache=OrderedDict((k, None) for k in keys))
+
+
+def test_prewarm_fills_the_new_version_with_the_recent_keys_in_lru_order() -> None:
+    from api.models import candidate_key, prewarm_candidates
+    from retrieval.candidates import Filters
+
+    keys = [candidate_key(f"u{k}", Filters()) for k in range(5)]
+    keys.append(candidate_key("u9", Filters(("books",), 1.0, 9.5, True)))
+    old, new = _cache_owner(keys), _cache_owner()
+    assert prewarm_candidates(new, old, n=3, limit=4, budget_s=10) == 4
+    assert list(new.candidate_cache) == keys[-4:]  # the oldest two left out, order kept
+    calls = new.generator.calls
+    assert [c[0] for c in calls] == ["u9", "u4", "u3", "u2"]  # the most recent first
+    assert calls[0][1:] == (3, Filters(("books",), 1.0, 9.5, True), None, ["books"])
+    assert calls[1][4] is None  # no category: none passed, as on the request path
+    item_index, scores, source = new.candidate_cache[keys[-1]]
+    assert item_index.tolist() == [1, 2, 3] and source == "als" and len(scores) == 3
+    assert old.generator.calls == []  # only the new version searches
+
+
+def test_prewarm_is_off_at_zero_and_stops_at_its_time_limit() -> None:
+    from api.models import candidate_key, prewarm_candidates
+    from retrieval.candidates import Filters
+
+    keys = [candidate_key(f"u{k}", Filters()) for k in range(50)]
+    assert prewarm_candidates(_cache_owner(), _cache_owner(keys), 2, 0, 10) == 0
+    assert prewarm_candidates(_cache_owner(), _cache_owner(keys), 2, 50, 0) == 0
+
+    class Slow(_RecordingGenerator):
+        def for_user(self, *args):
+            time.sleep(0.02)
+            return super().for_user(*args)
+
+    new = _cache_owner()
+    new.generator = Slow()
+    warmed = prewarm_candidates(new, _cache_owner(keys), 2, 50, budget_s=0.1)
+    assert 1 <= warmed < 50 and len(new.candidate_cache) == warmed
+    assert list(new.candidate_cache) == keys[-warmed:]  # the budget went to the newest
