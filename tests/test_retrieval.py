@@ -293,6 +293,28 @@ def test_fold_in_moves_recommendations_towards_the_new_items(model: RetrievalMod
     assert not set(new_items) & set(after.item_index)
 
 
+def test_exact_index_scan_equals_brute_force_with_and_without_filters() -> None:
+    """faiss's flat scan (no filter) and the masked numpy path both return the true top-n
+    by inner product, without excluded items, best first; n beyond what is left is cut."""
+    rng = np.random.default_rng(3)
+    factors = rng.standard_normal((5_000, 16)).astype(np.float32)
+    index = ExactIndex(factors)
+    allowed = rng.random(5_000) < 0.5
+    for _ in range(20):
+        q = rng.standard_normal(16).astype(np.float32)
+        exclude = rng.choice(5_000, 40, replace=True)  # duplicates, as a union may have
+        truth = factors @ q
+        truth[exclude] = -np.inf
+        for mask in (None, allowed):
+            masked = truth if mask is None else np.where(mask, truth, -np.inf)
+            expected = np.argsort(-masked, kind="stable")[:100]
+            idx, scores = index.search(q, 100, mask, exclude)
+            assert idx.dtype == np.int64 and idx.tolist() == expected.tolist()
+            np.testing.assert_allclose(scores, masked[expected], rtol=1e-5, atol=1e-5)
+    idx, _ = index.search(q, 6_000, None, np.arange(4_990))
+    assert sorted(idx.tolist()) == list(range(4_990, 5_000))
+
+
 def test_approximate_index_recall_against_exact(model: RetrievalModel) -> None:
     factors = model.als.item_factors
     exact, approx = ExactIndex(factors), HNSWIndex(factors, m=16, ef_search=64)
