@@ -85,6 +85,34 @@ def test_point_in_time_join_never_sees_a_later_row(stack_settings: Settings) -> 
         historical_features(get_feature_store(stack_settings), rows, ["no_such_view:views"])
 
 
+@pytest.mark.parametrize("offline_store", ["duckdb", "file"])
+def test_rows_of_one_event_time_resolve_to_the_newest_created(stack_settings: Settings,
+                                                              offline_store: str) -> None:
+    """A sliding window emits again when events leave it, with the same event time: the
+    row created last wins, in the join and in materialize, with either offline store.
+    Three parts, the newest row in the middle one, so file order cannot decide it."""
+    from ranking.pit import scratch_feature_store
+
+    settings = stack_settings.model_copy(update={
+        "feast_offline_store": offline_store, "feast_project": f"ties_{uuid.uuid4().hex[:8]}"})
+    user = f"tie-{offline_store}"
+    at = LABEL_TIME - timedelta(hours=1)
+    with scratch_feature_store(settings) as (scratch, store):
+        for part, (views, created_min) in enumerate([(5, 1), (9, 30), (7, 10)]):
+            write_view(scratch.offline_store_path, "user_activity_24h",
+                       activity_rows(user, [(at, views)]).assign(
+                           created=at + timedelta(minutes=created_min)), f"tie-{part}")
+        got = historical_features(store, pd.DataFrame(
+            {"user_id": [user], "event_timestamp": [LABEL_TIME]}), ["user_activity_24h:views"])
+        store.materialize(start_date=(at - timedelta(hours=1)).to_pydatetime(),
+                          end_date=LABEL_TIME.to_pydatetime(),
+                          feature_views=["user_activity_24h"])
+        online = store.get_online_features(["user_activity_24h:views"],
+                                           [{"user_id": user}]).to_dict()
+    assert got["user_activity_24h__views"].tolist() == [9]
+    assert online["views"] == [9]
+
+
 def test_entities_without_any_row_join_as_missing(stack_settings: Settings) -> None:
     """Feast's dask store can fail to sort a join where some entities have no row at all
     (it depends on how rows fall into partitions); those are never asked for, and come
