@@ -120,9 +120,13 @@ def test_hot_swap_under_concurrent_requests_fails_nothing(api_models: ApiModels,
 
     async def scenario() -> tuple[list[tuple[float, int, str | None]], dict, dict]:
         stop, seen = asyncio.Event(), []
+        async with httpx.AsyncClient(base_url=api.url, timeout=10) as http:
+            for user in users:  # one at a time: each user's one miss on v1
+                assert (await http.post("/recommendations", json={"user_id": user, "k": 5})
+                        ).status_code == 200
+        before = await asyncio.to_thread(cache_counts)
         workers = [asyncio.create_task(load(stop, seen)) for _ in range(8)]
         await asyncio.sleep(1.5)
-        before = await asyncio.to_thread(cache_counts)
         await asyncio.to_thread(_set_alias, settings, "champion", api_models.v2)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not any(v == api_models.v2 for _, _, v in
@@ -145,9 +149,10 @@ def test_hot_swap_under_concurrent_requests_fails_nothing(api_models: ApiModels,
     assert set(versions[first_new + 50:]) == {api_models.v2}  # in-flight ones may end on v1
     assert len(seen) > 100
     # every user had been served by v1 before the swap, so v2 was prewarmed with all of them
-    # and served them from its cache: no miss after the swap
-    assert before.get("miss") == len(users), before
-    assert after.get("prewarmed") == len(users) and after.get("miss") == len(users), after
+    # and served them from its cache: no miss under the load, before or after the swap
+    assert before.get("miss", 0) >= len(users), before
+    assert after.get("miss") == before["miss"], (before, after)
+    assert after.get("prewarmed", 0) - before.get("prewarmed", 0) == len(users), after
     # the swap back is observed too
     wait_for(lambda: httpx.get(f"{api.url}/models").json()["arms"][0]["version"]
              == api_models.v1, 60, "the swap back to v1")
