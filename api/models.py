@@ -400,10 +400,15 @@ class ModelManager:
         if old is None or not self.settings.api_candidate_cache_size:
             return
         started = time.perf_counter()
-        count = prewarm_candidates(new, old, self.settings.candidate_count,
-                                   min(self.settings.api_prewarm_candidates,
-                                       self.settings.api_candidate_cache_size),
-                                   self.settings.api_prewarm_seconds)
+        try:
+            count = prewarm_candidates(new, old, self.settings.candidate_count,
+                                       min(self.settings.api_prewarm_candidates,
+                                           self.settings.api_candidate_cache_size),
+                                       self.settings.api_prewarm_seconds)
+        except Exception:  # an optimisation: a failure must not hold the swap back
+            log.exception("prewarming version %s failed; it starts with an empty cache",
+                          new.version)
+            return
         self.metrics.candidate_cache.labels("prewarmed").inc(count)
         log.info("prewarmed %d candidate lists of version %s for %s (from %s) in %.2f s",
                  count, new.version, arm, old.version, time.perf_counter() - started)

@@ -78,8 +78,12 @@ def test_feature_store_yaml_is_filled_from_settings(tmp_path: Path) -> None:
     assert config["project"] == s.feast_project
     assert config["online_store"] == {"type": "redis", "connection_string": "10.0.0.5:6379,db=2"}
     assert config["registry"]["path"] == str(tmp_path.resolve() / "feast-registry.db")
+    assert config["offline_store"] == {"type": "duckdb"}
+    assert render_config(make(state_dir=str(tmp_path), feast_offline_store="file")
+                         )["offline_store"] == {"type": "file"}
     assert set(feast_env(s)) == {"RECSYS_FEAST_PROJECT", "RECSYS_FEAST_REGISTRY_TYPE",
-                                 "RECSYS_FEAST_REGISTRY", "RECSYS_FEAST_REDIS"}
+                                 "RECSYS_FEAST_REGISTRY", "RECSYS_FEAST_REDIS",
+                                 "RECSYS_FEAST_OFFLINE_STORE"}
 
 
 def test_settings_round_trip_through_the_environment(monkeypatch: pytest.MonkeyPatch,
