@@ -104,10 +104,7 @@ class OfflineBuffer:
             convert_options=pacsv.ConvertOptions(column_types=types,
                                                  strings_can_be_null=False,
                                                  quoted_strings_can_be_null=False))
-        event_time = pc.cast(pc.cast(table["event_time_ms"], pa.timestamp("ms", tz="UTC")),
-                             pa.timestamp(OFFLINE_TIME_UNIT, tz="UTC"))
-        created = pc.cast(pc.cast(table["produced_ms"], pa.timestamp("ms", tz="UTC")),
-                          pa.timestamp(OFFLINE_TIME_UNIT, tz="UTC"))
+        event_time, created = _stamp(table["event_time_ms"]), _stamp(table["produced_ms"])
         written = 0
         for view in views_of(stream):
             data = {view.key: table["entity_id"]}
@@ -130,6 +127,12 @@ class OfflineBuffer:
         tmp = folder / f".{name}.tmp"
         pq.write_table(table, tmp)
         tmp.rename(folder / name)  # readers never see a half-written part
+
+
+def _stamp(epoch_ms: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Epoch milliseconds as the offline parts' UTC timestamps."""
+    return pc.cast(pc.cast(epoch_ms, pa.timestamp("ms", tz="UTC")),
+                   pa.timestamp(OFFLINE_TIME_UNIT, tz="UTC"))
 
 
 def _split_lists(column: pa.ChunkedArray, kind: pa.DataType) -> pa.ChunkedArray:
