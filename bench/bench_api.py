@@ -58,6 +58,8 @@ VARIANTS = {
     "redis-threads": {"api_feature_reader": "redis", "api_worker_threads": 1},
     "redis-noimpressions": {"api_feature_reader": "redis", "api_publish_impressions": False},
     "redis-nocandcache": {"api_feature_reader": "redis", "api_candidate_cache_size": 0},
+    "redis-nocandcache-threads": {"api_feature_reader": "redis", "api_candidate_cache_size": 0,
+                                  "api_worker_threads": 1},
 }
 
 

@@ -294,8 +294,8 @@ def test_fold_in_moves_recommendations_towards_the_new_items(model: RetrievalMod
 
 
 def test_exact_index_scan_equals_brute_force_with_and_without_filters() -> None:
-    """faiss's flat scan (no filter) and the masked numpy path both return the true top-n
-    by inner product, without excluded items, best first; n beyond what is left is cut."""
+    """With and without a mask the scan returns the true top-n by inner product, without
+    excluded items, best first; n beyond what is left is cut."""
     rng = np.random.default_rng(3)
     factors = rng.standard_normal((5_000, 16)).astype(np.float32)
     index = ExactIndex(factors)
