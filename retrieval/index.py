@@ -8,6 +8,7 @@ restrictive filters by exact scoring of the (few) allowed items.
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Protocol
 
 import numpy as np
@@ -38,12 +39,17 @@ class ExactIndex:
 
     The factors are also kept transposed (factors × items, C order): the product is then an
     axpy over long rows, faster on one BLAS thread than ``item_factors @ q`` (64-long dot
-    products) and than faiss's flat scan (``bench/bench_index.py``, BENCHMARKS.md).
+    products) and than faiss's flat scan (``bench/bench_index.py``, BENCHMARKS.md). The
+    transposed copy (4 bytes per item and factor) is made on the first search, so an
+    HNSW index that never falls back to exact scoring does not carry it.
     """
 
     def __init__(self, item_factors: np.ndarray) -> None:
         self.item_factors = np.ascontiguousarray(item_factors, dtype=np.float32)
-        self.by_factor = np.ascontiguousarray(self.item_factors.T)
+
+    @cached_property
+    def by_factor(self) -> np.ndarray:
+        return np.ascontiguousarray(self.item_factors.T)
 
     def search(self, query: np.ndarray, n: int, allowed: np.ndarray | None = None,
                exclude: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
