@@ -16,7 +16,12 @@
    send time, so queueing counts. The first ``--warmup-seconds`` at the same rate fill the
    caches and are reported on their own ("cold"); the next ``--seconds`` are the result.
    The server's per-stage times come from its ``Server-Timing`` header; its CPU per request
-   from ``/proc``.
+   from ``/proc``. Variant ``redis-swap`` then runs a third window of ``--seconds`` in
+   which, after 3 s, the champion alias moves to a new registry version with the same
+   artifacts: the API loads, checks and prewarms it while serving, and
+   the window's latency, failures and the time until ``GET /models`` shows the swap (the
+   alias poll's delay, ``api_alias_poll_s``, included) are reported. The alias is put
+   back afterwards.
 
 Requests: users drawn from those with history (``--cold-share`` of them new users, who
 get the popularity path), k=10, 200 candidates ranked. Prints Markdown rows for
@@ -35,6 +40,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -60,7 +66,12 @@ VARIANTS = {
     "redis-nocandcache": {"api_feature_reader": "redis", "api_candidate_cache_size": 0},
     "redis-nocandcache-threads": {"api_feature_reader": "redis", "api_candidate_cache_size": 0,
                                   "api_worker_threads": 1},
+    # the default, then a model swap under the load (see run_variant)
+    "redis-swap": {"api_feature_reader": "redis"},
+    "redis-swap-prewarm5": {"api_feature_reader": "redis", "api_prewarm_seconds": 5.0},
 }
+#: Variants that also measure a third window in which the champion alias moves.
+SWAP_VARIANTS = frozenset({"redis-swap", "redis-swap-prewarm5"})
 
 
 # --- load generator ------------------------------------------------------------------
@@ -253,6 +264,37 @@ def _metric(text: str, prefix: str) -> float:
                if line.startswith(prefix))
 
 
+def register_copy(settings: Settings, version: str) -> str:
+    """A new registry version with ``version``'s artifacts and tags, made champion: the API
+    then loads, checks and prewarms it like any new champion."""
+    from ranking.registry import CHAMPION, CHAMPION_SINCE_TAG, client_for, set_alias
+
+    client = client_for(settings)
+    name = settings.registered_model_name
+    old = client.get_model_version(name, version)
+    tags = {k: v for k, v in (old.tags or {}).items() if k != CHAMPION_SINCE_TAG}
+    new = client.create_model_version(name, source=old.source, run_id=old.run_id, tags=tags)
+    set_alias(client, name, CHAMPION, str(new.version))
+    return str(new.version)
+
+
+def swap_during(settings: Settings, url: str, version: str, after_s: float,
+                timeout_s: float) -> dict:
+    """After ``after_s``, move the champion alias to a copy of ``version``; returns the new
+    version and the seconds until ``GET /models`` showed it served (None: not in time)."""
+    import httpx
+
+    time.sleep(after_s)
+    started = time.perf_counter()
+    new = register_copy(settings, version)
+    while time.perf_counter() - started < timeout_s:
+        arms = httpx.get(f"{url}/models", timeout=5).json()["arms"]
+        if any(a["arm"] == "champion" and a["version"] == new for a in arms):
+            return {"version": new, "swap_s": time.perf_counter() - started}
+        time.sleep(0.25)
+    return {"version": new, "swap_s": None}
+
+
 def run_variant(settings: Settings, name: str, bodies: list[bytes], rate: float,
                 seconds: float, log_dir: Path, warmup_s: float = 30.0) -> dict:
     import httpx
@@ -263,6 +305,7 @@ def run_variant(settings: Settings, name: str, bodies: list[bytes], rate: float,
     proc = subprocess.Popen([sys.executable, "-m", "api"], env=env, stdout=log,
                             stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{variant.api_port}"
+    swap: dict | None = None
     try:
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline:
@@ -286,10 +329,27 @@ def run_variant(settings: Settings, name: str, bodies: list[bytes], rate: float,
                           seconds, 0.0)
         cpu = _cpu_s(proc.pid) - cpu0
         after = httpx.get(f"{url}/metrics").text
+        if name in SWAP_VARIANTS:
+            version = next(a["version"] for a in httpx.get(f"{url}/models").json()["arms"]
+                           if a["arm"] == "champion")
+            with ThreadPoolExecutor(1) as pool:
+                moved = pool.submit(swap_during, settings, url, version, 3.0, seconds - 3.0)
+                during = run_load("127.0.0.1", variant.api_port, "/recommendations", bodies,
+                                  rate, seconds, 0.0)
+                swap = {**moved.result(), "result": during, "from": version}
+            final = httpx.get(f"{url}/metrics").text
+            swap["prewarmed"] = _metric(final, 'recsys_candidate_cache_total{result="prewarmed"}')
+            swap["misses"] = (_metric(final, 'recsys_candidate_cache_total{result="miss"}')
+                              - _metric(after, 'recsys_candidate_cache_total{result="miss"}'))
     finally:
         proc.terminate()
         proc.wait(30)
         log.close()
+        if swap is not None:  # the state keeps its first champion (and its online rows)
+            from ranking.registry import CHAMPION, client_for, set_alias
+
+            set_alias(client_for(settings), settings.registered_model_name, CHAMPION,
+                      swap["from"])
     hits = (_metric(after, 'recsys_item_feature_cache_total{result="hit"}')
             - _metric(before, 'recsys_item_feature_cache_total{result="hit"}'))
     misses = (_metric(after, 'recsys_item_feature_cache_total{result="miss"}')
@@ -308,7 +368,16 @@ def run_variant(settings: Settings, name: str, bodies: list[bytes], rate: float,
             "hit_rate": hits / (hits + misses) if hits + misses else float("nan"),
             "candidate_hit_rate": (c_hits / (c_hits + c_misses) if c_hits + c_misses
                                    else float("nan")),
-            "stages": stages}
+            "stages": stages, "swap": swap}
+
+
+def swap_line(swap: dict) -> str:
+    res = swap["result"]
+    took = f"{swap['swap_s']:.1f} s" if swap["swap_s"] is not None else "not within the window"
+    return (f"swap {swap['from']} → {swap['version']} served after {took}; during the window "
+            f"p50 {res.pct(50):.2f} p95 {res.pct(95):.2f} p99 {res.pct(99):.2f} max "
+            f"{res.pct(100):.2f} ms, {res.failed} failed, {swap['prewarmed']:.0f} prewarmed, "
+            f"{swap['misses']:.0f} candidate misses")
 
 
 def main() -> None:
@@ -352,7 +421,7 @@ def main() -> None:
         _env_file=None, state_dir=root / "state", data_dir=root / "data",
         broker_port=ports["broker"], mlflow_port=ports["mlflow"],
         redis_url=f"redis://127.0.0.1:{ports['redis']}/0", registered_model_name="bench-ranker",
-        candidate_index=args.index, api_alias_poll_s=60.0, api_jwt_secret=SecretStr(
+        candidate_index=args.index, api_jwt_secret=SecretStr(
             os.urandom(24).hex()))
     print(f"state in {root}", flush=True)
     stack = Stack(settings)
@@ -381,6 +450,8 @@ def main() -> None:
                       f"{row['candidate_hit_rate']:.3f}; stages p50/p99 ms: "
                       + ", ".join(f"{s} {a:.2f}/{b:.2f}" for s, (a, b) in
                                   row["stages"].items()), flush=True)
+                if row["swap"]:
+                    print("  " + swap_line(row["swap"]), flush=True)
     finally:
         if args.keep_up:
             print(f"stack left running; stop it with: RECSYS_STATE_DIR={root / 'state'} "
@@ -407,6 +478,18 @@ def main() -> None:
         cells = [f"{r['stages'][s][0]:.2f} / {r['stages'][s][1]:.2f}" if s in r["stages"]
                  else "–" for s in ("candidates", "features", "ranking", "rules")]
         print(f"| {r['variant']} | {r['rate']:g} | " + " | ".join(cells) + " |")
+    swaps = [r for r in rows if r["swap"]]
+    if swaps:
+        print()
+        print("| variant | rate | swap to served s | p50 ms | p95 ms | p99 ms | max ms | failed "
+              "| prewarmed | candidate misses |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
+        for r in swaps:
+            w, res = r["swap"], r["swap"]["result"]
+            took = f"{w['swap_s']:.1f}" if w["swap_s"] is not None else "not in the window"
+            print(f"| {r['variant']} | {r['rate']:g} | {took} | {res.pct(50):.2f} | "
+                  f"{res.pct(95):.2f} | {res.pct(99):.2f} | {res.pct(100):.2f} | "
+                  f"{res.failed} | {w['prewarmed']:.0f} | {w['misses']:.0f} |")
     if readers:
         print()
         print("| reader (1 user + 200 candidates, no cache) | p50 ms | p99 ms |")

@@ -12,6 +12,7 @@ bought (``exclude``) and items failing the filters never come back.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -109,8 +110,7 @@ class CandidateGenerator:
                                    filters.max_price, filters.in_stock)
         user = m.user_index(user_id)
         row, bought, folded = self._history(user, recent or [])
-        exclude = {"none": np.empty(0, np.int64), "purchased": bought,
-                   "seen": np.union1d(row.indices, bought)}[self.config.exclude]
+        exclude = self._exclude(row, bought)
         n_items_seen = row.nnz
         if n_items_seen == 0:
             return self._popular(n, allowed, exclude, row, categories)
@@ -122,6 +122,39 @@ class CandidateGenerator:
         als = _unit_max(m.als.item_factors @ vector, allowed)
         pop = _unit_max(self._popularity_scores(row, categories), allowed)
         return self._top(share * als + (1 - share) * pop, n, allowed, exclude, "blend")
+
+    def for_users(self, user_ids: Sequence[str], n: int | None = None) -> list[Candidates]:
+        """``for_user(user_id, n)`` for many users (no filters, no recent events).
+
+        The users the ALS path serves are scored a chunk at a time in one matrix product
+        when the index can (``search_many``); the others go through ``for_user``. This is
+        how a new model version's candidate cache is prewarmed before a swap.
+        """
+        n = n or self.config.candidate_count
+        m = self.model
+        found: dict[int, Candidates] = {}
+        search_many = getattr(self.index, "search_many", None)
+        if search_many is not None:
+            batch: list[tuple[int, int, np.ndarray]] = []  # (position, user, exclude)
+            for k, user_id in enumerate(user_ids):
+                user = m.user_index(user_id)
+                if user is None:
+                    continue
+                row, bought, _ = self._history(user, [])
+                if row.nnz and row.nnz >= self.config.cold_start_min_events:
+                    batch.append((k, user, self._exclude(row, bought)))
+            if batch:
+                queries = m.als.user_factors[np.array([u for _, u, _ in batch])]
+                results = search_many(queries, n, [e for _, _, e in batch])
+                for (k, _, _), (idx, scores) in zip(batch, results, strict=True):
+                    found[k] = Candidates(idx, m.item_ids[idx], scores, "als")
+        return [found[k] if k in found else self.for_user(u, n)
+                for k, u in enumerate(user_ids)]
+
+    def _exclude(self, row: sp.csr_matrix, bought: np.ndarray) -> np.ndarray:
+        """The items a user's candidates leave out (``RetrievalConfig.exclude``)."""
+        return {"none": np.empty(0, np.int64), "purchased": bought,
+                "seen": np.union1d(row.indices, bought)}[self.config.exclude]
 
     def _popularity_scores(self, row: sp.csr_matrix, categories: list[str] | None) -> np.ndarray:
         names = list(self.model.catalogue.categories)

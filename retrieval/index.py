@@ -8,6 +8,7 @@ restrictive filters by exact scoring of the (few) allowed items.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import cached_property
 from typing import Protocol
 
@@ -60,6 +61,21 @@ class ExactIndex:
             scores[exclude] = -np.inf
         idx = top_n(scores, n)
         return idx, scores[idx]
+
+    def search_many(self, queries: np.ndarray, n: int, excludes: Sequence[np.ndarray],
+                    chunk: int = 32) -> list[tuple[np.ndarray, np.ndarray]]:
+        """``search(q, n, None, exclude)`` for many queries: the factors are read once per
+        ``chunk`` queries (one matrix product) instead of once per query."""
+        queries = np.asarray(queries, dtype=np.float32)
+        out = []
+        for lo in range(0, len(queries), chunk):
+            block = queries[lo:lo + chunk] @ self.by_factor
+            for scores, exclude in zip(block, excludes[lo:lo + chunk], strict=True):
+                if len(exclude):
+                    scores[exclude] = -np.inf
+                idx = top_n(scores, n)
+                out.append((idx, scores[idx]))
+        return out
 
 
 class HNSWIndex:

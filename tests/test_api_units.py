@@ -518,6 +518,7 @@ class _RecordingGenerator:
 
     def __init__(self) -> None:
         self.calls: list[tuple] = []
+        self.batched: list[str] = []  # users asked for through for_users
 
     def for_user(self, user_id, n, filters, recent, categories):
         from retrieval.candidates import Candidates
@@ -525,6 +526,12 @@ class _RecordingGenerator:
         self.calls.append((user_id, n, filters, recent, categories))
         idx = np.arange(n, dtype=np.int64) + len(self.calls)
         return Candidates(idx, idx.astype(str), np.ones(n, np.float32), "als")
+
+    def for_users(self, user_ids, n):
+        from retrieval.candidates import Filters
+
+        self.batched.extend(user_ids)
+        return [self.for_user(u, n, Filters(), None, None) for u in user_ids]
 
 
 def _cache_owner(keys: list[tuple] = ()) -> object:
@@ -544,12 +551,13 @@ def test_prewarm_fills_the_new_version_with_the_recent_keys_in_lru_order() -> No
     old, new = _cache_owner(keys), _cache_owner()
     assert prewarm_candidates(new, old, n=3, limit=4, budget_s=10) == 4
     assert list(new.candidate_cache) == keys[-4:]  # the oldest two left out, order kept
-    calls = new.generator.calls
-    assert [c[0] for c in calls] == ["u9", "u4", "u3", "u2"]  # the most recent first
-    assert calls[0][1:] == (3, Filters(("books",), 1.0, 9.5, True), None, ["books"])
-    assert calls[1][4] is None  # no category: none passed, as on the request path
-    item_index, scores, source = new.candidate_cache[keys[-1]]
-    assert item_index.tolist() == [1, 2, 3] and source == "als" and len(scores) == 3
+    calls = {c[0]: c for c in new.generator.calls}
+    assert sorted(calls) == ["u2", "u3", "u4", "u9"]  # the four most recent keys only
+    assert new.generator.batched == ["u4", "u3", "u2"]  # unfiltered: one batch, newest first
+    assert calls["u9"][1:] == (3, Filters(("books",), 1.0, 9.5, True), None, ["books"])
+    item_index, scores, source = new.candidate_cache[keys[-1]]  # u9's, the 4th call's
+    assert item_index.tolist() == [4, 5, 6] and source == "als" and len(scores) == 3
+    assert new.candidate_cache[keys[-2]][0].tolist() == [1, 2, 3]  # u4's, the batch's first
     assert old.generator.calls == []  # only the new version searches
 
 

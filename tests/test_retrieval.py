@@ -315,6 +315,32 @@ def test_exact_index_scan_equals_brute_force_with_and_without_filters() -> None:
     assert sorted(idx.tolist()) == list(range(4_990, 5_000))
 
 
+@pytest.mark.parametrize("exclude", ["seen", "purchased", "none"])
+def test_for_users_gives_what_for_user_gives_each_user(model: RetrievalModel,
+                                                       exclude: str) -> None:
+    """The batch path (one product per chunk) answers like one call per user, for users the
+    ALS path serves and for those it does not (blend, popularity, unknown); an index
+    without ``search_many`` (HNSW) takes the per-user path."""
+    counts = np.diff(model.user_items.indptr)
+    config = RetrievalConfig(exclude=exclude, candidate_count=30)
+    active = model.user_ids[counts >= config.cold_start_min_events][:70].tolist()
+    few = model.user_ids[(counts > 0) & (counts < config.cold_start_min_events)][:3].tolist()
+    users = [str(u) for u in active[:40] + few + active[40:]] + ["nobody"]
+    exact = CandidateGenerator(model, config)
+    batched = exact.for_users(users, 30)
+    assert len(batched) == len(users)
+    for user, got in zip(users, batched, strict=True):
+        one = exact.for_user(user, 30)
+        assert got.source == one.source
+        assert got.item_index.tolist() == one.item_index.tolist(), user
+        np.testing.assert_allclose(got.scores, one.scores, rtol=1e-5, atol=1e-6)
+        assert got.item_ids.tolist() == model.item_ids[got.item_index].tolist()
+    assert {c.source for c in batched} >= {"als", "popularity"}
+    hnsw = CandidateGenerator(model, config, index=HNSWIndex(model.als.item_factors, m=16))
+    assert [c.item_index.tolist() for c in hnsw.for_users(users[:5], 30)] == [
+        hnsw.for_user(u, 30).item_index.tolist() for u in users[:5]]
+
+
 def test_approximate_index_recall_against_exact(model: RetrievalModel) -> None:
     factors = model.als.item_factors
     exact, approx = ExactIndex(factors), HNSWIndex(factors, m=16, ef_search=64)
