@@ -68,10 +68,10 @@ VARIANTS = {
                                   "api_worker_threads": 1},
     # the default, then a model swap under the load (see run_variant)
     "redis-swap": {"api_feature_reader": "redis"},
-    "redis-swap-prewarm5": {"api_feature_reader": "redis", "api_prewarm_seconds": 5.0},
+    "redis-swap-prewarm2": {"api_feature_reader": "redis", "api_prewarm_seconds": 2.0},
 }
 #: Variants that also measure a third window in which the champion alias moves.
-SWAP_VARIANTS = frozenset({"redis-swap", "redis-swap-prewarm5"})
+SWAP_VARIANTS = frozenset({"redis-swap", "redis-swap-prewarm2"})
 
 
 # --- load generator ------------------------------------------------------------------

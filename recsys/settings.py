@@ -222,8 +222,9 @@ class Settings(BaseSettings):
         "(the users being served now); 0 = off."
     )
     api_prewarm_seconds: float = Field(
-        2.0, ge=0, description="Time limit of that prewarm: the most it delays a swap "
-        "(a rollback's included); 0 = off."
+        5.0, ge=0, description="Time limit of that prewarm: the most it delays a swap "
+        "(a rollback's included); 0 = off. 5 s covers 5,000 lists of a 100K-item catalogue "
+        "under 300 requests/s (BENCHMARKS.md, 'Serving')."
     )
     api_redis_timeout_ms: int = Field(100, ge=1)
     api_breaker_failures: int = Field(
