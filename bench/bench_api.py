@@ -267,15 +267,17 @@ def _metric(text: str, prefix: str) -> float:
 def register_copy(settings: Settings, version: str) -> str:
     """A new registry version with ``version``'s artifacts and tags, made champion: the API
     then loads, checks and prewarms it like any new champion."""
-    from ranking.registry import CHAMPION, CHAMPION_SINCE_TAG, client_for, set_alias
+    from ranking import registry as r
 
-    client = client_for(settings)
+    client = r.client_for(settings)
     name = settings.registered_model_name
     old = client.get_model_version(name, version)
-    tags = {k: v for k, v in (old.tags or {}).items() if k != CHAMPION_SINCE_TAG}
-    new = client.create_model_version(name, source=old.source, run_id=old.run_id, tags=tags)
-    set_alias(client, name, CHAMPION, str(new.version))
-    return str(new.version)
+    tags = dict(old.tags or {})
+    own = (r.CHAMPION_SINCE_TAG, r.DATA_TAG, r.METRIC_TAG, r.RUN_TAG, r.VALUE_TAG)
+    new = r.register(client, name, old.run_id, tags[r.METRIC_TAG], float(tags[r.VALUE_TAG]),
+                     tags[r.DATA_TAG], {k: v for k, v in tags.items() if k not in own})
+    r.set_alias(client, name, r.CHAMPION, new)
+    return new
 
 
 def swap_during(settings: Settings, url: str, version: str, after_s: float,
@@ -306,6 +308,7 @@ def run_variant(settings: Settings, name: str, bodies: list[bytes], rate: float,
                             stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{variant.api_port}"
     swap: dict | None = None
+    restore: str | None = None  # the champion to point the alias back at afterwards
     try:
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline:
@@ -330,13 +333,13 @@ def run_variant(settings: Settings, name: str, bodies: list[bytes], rate: float,
         cpu = _cpu_s(proc.pid) - cpu0
         after = httpx.get(f"{url}/metrics").text
         if name in SWAP_VARIANTS:
-            version = next(a["version"] for a in httpx.get(f"{url}/models").json()["arms"]
+            restore = next(a["version"] for a in httpx.get(f"{url}/models").json()["arms"]
                            if a["arm"] == "champion")
             with ThreadPoolExecutor(1) as pool:
-                moved = pool.submit(swap_during, settings, url, version, 3.0, seconds - 3.0)
+                moved = pool.submit(swap_during, settings, url, restore, 3.0, seconds - 3.0)
                 during = run_load("127.0.0.1", variant.api_port, "/recommendations", bodies,
                                   rate, seconds, 0.0)
-                swap = {**moved.result(), "result": during, "from": version}
+                swap = {**moved.result(), "result": during, "from": restore}
             final = httpx.get(f"{url}/metrics").text
             swap["prewarmed"] = _metric(final, 'recsys_candidate_cache_total{result="prewarmed"}')
             swap["misses"] = (_metric(final, 'recsys_candidate_cache_total{result="miss"}')
@@ -345,11 +348,10 @@ def run_variant(settings: Settings, name: str, bodies: list[bytes], rate: float,
         proc.terminate()
         proc.wait(30)
         log.close()
-        if swap is not None:  # the state keeps its first champion (and its online rows)
+        if restore is not None:  # the state keeps its first champion (and its online rows)
             from ranking.registry import CHAMPION, client_for, set_alias
 
-            set_alias(client_for(settings), settings.registered_model_name, CHAMPION,
-                      swap["from"])
+            set_alias(client_for(settings), settings.registered_model_name, CHAMPION, restore)
     hits = (_metric(after, 'recsys_item_feature_cache_total{result="hit"}')
             - _metric(before, 'recsys_item_feature_cache_total{result="hit"}'))
     misses = (_metric(after, 'recsys_item_feature_cache_total{result="miss"}')
@@ -371,10 +373,14 @@ def run_variant(settings: Settings, name: str, bodies: list[bytes], rate: float,
             "stages": stages, "swap": swap}
 
 
+def _took(swap: dict) -> str:
+    return f"{swap['swap_s']:.1f} s" if swap["swap_s"] is not None else "not in the window"
+
+
 def swap_line(swap: dict) -> str:
     res = swap["result"]
-    took = f"{swap['swap_s']:.1f} s" if swap["swap_s"] is not None else "not within the window"
-    return (f"swap {swap['from']} → {swap['version']} served after {took}; during the window "
+    return (f"swap {swap['from']} → {swap['version']} served after {_took(swap)}; during the "
+            "window "
             f"p50 {res.pct(50):.2f} p95 {res.pct(95):.2f} p99 {res.pct(99):.2f} max "
             f"{res.pct(100):.2f} ms, {res.failed} failed, {swap['prewarmed']:.0f} prewarmed, "
             f"{swap['misses']:.0f} candidate misses")
@@ -481,13 +487,12 @@ def main() -> None:
     swaps = [r for r in rows if r["swap"]]
     if swaps:
         print()
-        print("| variant | rate | swap to served s | p50 ms | p95 ms | p99 ms | max ms | failed "
+        print("| variant | rate | swap to served | p50 ms | p95 ms | p99 ms | max ms | failed "
               "| prewarmed | candidate misses |")
         print("|---|---|---|---|---|---|---|---|---|---|")
         for r in swaps:
             w, res = r["swap"], r["swap"]["result"]
-            took = f"{w['swap_s']:.1f}" if w["swap_s"] is not None else "not in the window"
-            print(f"| {r['variant']} | {r['rate']:g} | {took} | {res.pct(50):.2f} | "
+            print(f"| {r['variant']} | {r['rate']:g} | {_took(w)} | {res.pct(50):.2f} | "
                   f"{res.pct(95):.2f} | {res.pct(99):.2f} | {res.pct(100):.2f} | "
                   f"{res.failed} | {w['prewarmed']:.0f} | {w['misses']:.0f} |")
     if readers:

@@ -115,7 +115,7 @@ class CandidateGenerator:
         if n_items_seen == 0:
             return self._popular(n, allowed, exclude, row, categories)
         vector = m.als.fold_in(row)[0] if folded or user is None else m.als.user_factors[user]
-        if n_items_seen >= self.config.cold_start_min_events:
+        if self._uses_index(n_items_seen):
             idx, scores = self.index.search(vector, n, allowed, exclude)
             return Candidates(idx, m.item_ids[idx], scores, "als")
         share = n_items_seen / max(self.config.cold_start_min_events, 1)
@@ -141,7 +141,7 @@ class CandidateGenerator:
                 if user is None:
                     continue
                 row, bought, _ = self._history(user, [])
-                if row.nnz and row.nnz >= self.config.cold_start_min_events:
+                if self._uses_index(row.nnz):
                     batch.append((k, user, self._exclude(row, bought)))
             if batch:
                 queries = m.als.user_factors[np.array([u for _, u, _ in batch])]
@@ -150,6 +150,10 @@ class CandidateGenerator:
                     found[k] = Candidates(idx, m.item_ids[idx], scores, "als")
         return [found[k] if k in found else self.for_user(u, n)
                 for k, u in enumerate(user_ids)]
+
+    def _uses_index(self, n_items_seen: int) -> bool:
+        """Whether a user with this many items gets pure ALS candidates (the index)."""
+        return n_items_seen > 0 and n_items_seen >= self.config.cold_start_min_events
 
     def _exclude(self, row: sp.csr_matrix, bought: np.ndarray) -> np.ndarray:
         """The items a user's candidates leave out (``RetrievalConfig.exclude``)."""

@@ -57,10 +57,7 @@ class ExactIndex:
         scores = np.asarray(query, dtype=np.float32) @ self.by_factor
         if allowed is not None:
             scores[~allowed] = -np.inf
-        if exclude is not None and len(exclude):
-            scores[exclude] = -np.inf
-        idx = top_n(scores, n)
-        return idx, scores[idx]
+        return _best(scores, n, exclude)
 
     def search_many(self, queries: np.ndarray, n: int, excludes: Sequence[np.ndarray],
                     chunk: int = 32) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -70,12 +67,18 @@ class ExactIndex:
         out = []
         for lo in range(0, len(queries), chunk):
             block = queries[lo:lo + chunk] @ self.by_factor
-            for scores, exclude in zip(block, excludes[lo:lo + chunk], strict=True):
-                if len(exclude):
-                    scores[exclude] = -np.inf
-                idx = top_n(scores, n)
-                out.append((idx, scores[idx]))
+            out.extend(_best(scores, n, exclude)
+                       for scores, exclude in zip(block, excludes[lo:lo + chunk], strict=True))
         return out
+
+
+def _best(scores: np.ndarray, n: int, exclude: np.ndarray | None
+          ) -> tuple[np.ndarray, np.ndarray]:
+    """The top-``n`` of one row of scores (modified in place) without ``exclude``."""
+    if exclude is not None and len(exclude):
+        scores[exclude] = -np.inf
+    idx = top_n(scores, n)
+    return idx, scores[idx]
 
 
 class HNSWIndex:

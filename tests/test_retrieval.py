@@ -335,7 +335,7 @@ def test_for_users_gives_what_for_user_gives_each_user(model: RetrievalModel,
         assert got.item_index.tolist() == one.item_index.tolist(), user
         np.testing.assert_allclose(got.scores, one.scores, rtol=1e-5, atol=1e-6)
         assert got.item_ids.tolist() == model.item_ids[got.item_index].tolist()
-    assert {c.source for c in batched} >= {"als", "popularity"}
+    assert {c.source for c in batched} == {"als", "blend", "popularity"}
     hnsw = CandidateGenerator(model, config, index=HNSWIndex(model.als.item_factors, m=16))
     assert [c.item_index.tolist() for c in hnsw.for_users(users[:5], 30)] == [
         hnsw.for_user(u, 30).item_index.tolist() for u in users[:5]]
