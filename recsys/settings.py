@@ -223,8 +223,8 @@ class Settings(BaseSettings):
     )
     api_prewarm_seconds: float = Field(
         5.0, ge=0, description="Time limit of that prewarm: the most it delays a swap "
-        "(a rollback's included); 0 = off. 5 s covers 5,000 lists of a 100K-item catalogue "
-        "under 300 requests/s (BENCHMARKS.md, 'Serving')."
+        "(a rollback's included); 0 = off. 5 s warmed 4,672-5,000 of 5,000 lists of a "
+        "100K-item catalogue under 300 requests/s (BENCHMARKS.md, 'Serving')."
     )
     api_redis_timeout_ms: int = Field(100, ge=1)
     api_breaker_failures: int = Field(
