@@ -67,6 +67,10 @@ class ServedModel:
     #: (user, filters) -> (item_index, scores, source): a version's candidates for a user
     #: never change (no fold-in on this path), so a repeat visit skips the search
     candidate_cache: OrderedDict = field(default_factory=OrderedDict)
+    #: the same for the popularity lists served to known users while Redis is away: a
+    #: fallback must not cost more than the path it replaces, or an overload that trips
+    #: the breaker feeds itself (measured: 1 ms of scoring 100K items per request)
+    fallback_cache: OrderedDict = field(default_factory=OrderedDict)
 
 
 @dataclass(frozen=True)

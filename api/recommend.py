@@ -18,6 +18,7 @@ import asyncio
 import logging
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -30,7 +31,13 @@ from redis.exceptions import RedisError
 from api.breaker import CircuitBreaker
 from api.features import FeatureFetcher
 from api.metrics import ApiMetrics
-from api.models import ModelManager, ServedModel, candidate_key, search_candidates
+from api.models import (
+    CandidateKey,
+    ModelManager,
+    ServedModel,
+    candidate_key,
+    search_candidates,
+)
 from api.outbox import Outbox
 from api.publisher import ProcessOutbox
 from api.schemas import RecommendationRequest
@@ -65,7 +72,7 @@ class Recommender:
     def __init__(self, settings: Settings, manager: ModelManager, fetcher: FeatureFetcher,
                  redis_breaker: CircuitBreaker, outbox: Outbox | ProcessOutbox,
                  metrics: ApiMetrics) -> None:
-        from ranking.features import FEATURE_NAMES, assemble
+        from ranking.features import assemble
 
         self.settings = settings
         self.manager = manager
@@ -74,7 +81,6 @@ class Recommender:
         self.outbox = outbox
         self.metrics = metrics
         self.assemble = assemble
-        self.feature_names = list(FEATURE_NAMES)
         self.n_candidates = settings.candidate_count
         self.pool = (ThreadPoolExecutor(settings.api_worker_threads, "serving")
                      if settings.api_worker_threads else None)
@@ -118,7 +124,7 @@ class Recommender:
             stage["features"].observe(t2 - t1)
             if features is None:
                 fallback, item_stage = "redis_unavailable", "popularity"
-                cands = self.popular_for(model, user_id, filters)
+                cands = self._fallback(model, user_id, filters)
                 scores = cands.scores
             else:
                 try:
@@ -167,8 +173,7 @@ class Recommender:
         if item_stage == "ranker":
             self.metrics.observe_scores(arm, model.version, item_scores)
         if self.settings.api_publish_impressions:
-            features_served = (dict(zip(self.feature_names, x[chosen].T.tolist(), strict=True))
-                               if x is not None else {})
+            features_served = x[chosen].tobytes() if x is not None else b""
             asyncio.get_running_loop().call_soon(self._publish, ServedResponse(
                 request_id, datetime.now(UTC), user_id, arm, model.version, cold_start,
                 fallback, item_ids, item_scores, features_served, req.context))
@@ -177,22 +182,40 @@ class Recommender:
     async def _candidates(self, model: ServedModel, user_id: str, filters: Filters
                           ) -> Candidates:
         """The version's candidates for the user, from its LRU cache when seen before."""
-        size = self.settings.api_candidate_cache_size
         key = candidate_key(user_id, filters)
-        cache = model.candidate_cache
-        hit = cache.get(key) if size else None
-        if hit is not None:
-            cache.move_to_end(key)
-            self.metrics.candidate_cache.labels("hit").inc()
-            idx, scores, source = hit
-            return Candidates(idx, model.retrieval.item_ids[idx], scores, source)
-        cands = await self._call(search_candidates, model, key, self.n_candidates)
+        cands, hit = self._cached(model, model.candidate_cache, key)
+        if cands is None:
+            cands = await self._call(search_candidates, model, key, self.n_candidates)
+            self._remember(model.candidate_cache, key, cands)
+        if self.settings.api_candidate_cache_size:
+            self.metrics.candidate_cache.labels("hit" if hit else "miss").inc()
+        return cands
+
+    def _fallback(self, model: ServedModel, user_id: str, filters: Filters) -> Candidates:
+        """:meth:`popular_for`, cached per (user, filters) like the candidates."""
+        key = candidate_key(user_id, filters)
+        cands, _ = self._cached(model, model.fallback_cache, key)
+        if cands is None:
+            cands = self.popular_for(model, user_id, filters)
+            self._remember(model.fallback_cache, key, cands)
+        return cands
+
+    def _cached(self, model: ServedModel, cache: OrderedDict, key: CandidateKey
+                ) -> tuple[Candidates | None, bool]:
+        hit = cache.get(key) if self.settings.api_candidate_cache_size else None
+        if hit is None:
+            return None, False
+        cache.move_to_end(key)
+        idx, scores, source = hit
+        return Candidates(idx, model.retrieval.item_ids[idx], scores, source), True
+
+    def _remember(self, cache: OrderedDict, key: CandidateKey, cands: Candidates) -> None:
+        """Keep ``cands`` under ``key``, dropping the least recently used past the size."""
+        size = self.settings.api_candidate_cache_size
         if size:
-            self.metrics.candidate_cache.labels("miss").inc()
             cache[key] = (cands.item_index, cands.scores, cands.source)
             if len(cache) > size:
                 cache.popitem(last=False)
-        return cands
 
     async def _call(self, fn: Callable[..., T], *args: Any) -> T:
         """Inline on the event loop, or on a worker thread (``api_worker_threads``)."""

@@ -15,8 +15,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import numpy as np
+
 from feature_repo.events import ClickstreamEvent
 from monitoring.contract import ServingLogRecord
+from ranking.features import FEATURE_NAMES
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,13 +40,30 @@ class ServedResponse:
     fallback: str | None
     item_ids: list[str]
     scores: list[float]
-    #: per ranker feature, the served items' values (NaN where missing); empty if unranked
-    features: dict[str, list[float]] = field(default_factory=dict)
+    #: the served items' ranker inputs: float32 rows (one per item) × ``FEATURE_NAMES``
+    #: columns, as bytes (NaN where missing); empty if unranked. Bytes because the
+    #: request path pickles this for the publisher process: a 10 × 62 array pickles in
+    #: ~40 µs, its bytes in ~1 µs, and a dict of lists is built for ~50 µs more
+    feature_rows: bytes = b""
     context: dict[str, Any] = field(default_factory=dict)
 
     @property
     def record_count(self) -> int:
         return 1 + len(self.item_ids)
+
+    @property
+    def features(self) -> dict[str, list[float]]:
+        """Per ranker feature, the served items' values (empty if unranked)."""
+        if not self.feature_rows:
+            return {}
+        rows = np.frombuffer(self.feature_rows, np.float32).reshape(len(self.item_ids), -1)
+        return dict(zip(FEATURE_NAMES, rows.T.tolist(), strict=True))
+
+    def __reduce__(self) -> tuple[type, tuple[Any, ...]]:
+        # the fields as one tuple: pickles in a third of the dataclass default's time
+        return ServedResponse, (self.request_id, self.ts, self.user_id, self.arm,
+                                self.model_version, self.cold_start, self.fallback,
+                                self.item_ids, self.scores, self.feature_rows, self.context)
 
 
 def serving_log_json(record: ServingLogRecord) -> bytes:

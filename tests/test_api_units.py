@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import math
+import pickle
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -30,6 +32,7 @@ from api.security import AuthError, ConfigError, JwtVerifier, make_token, parse_
 from api.serving_log import ServedResponse, serving_log_json
 from feature_repo.events import parse_event
 from monitoring.contract import ServingLogRecord
+from ranking.features import FEATURE_NAMES
 from ranking.rules import apply_rules
 from recsys.settings import Settings
 from retrieval.catalogue import Catalogue
@@ -424,13 +427,15 @@ def test_cli_token_is_accepted_by_the_api_verifier(monkeypatch: pytest.MonkeyPat
 
 
 def test_outbox_builds_a_served_responses_records_off_the_request_path() -> None:
+    rows = np.arange(2 * len(FEATURE_NAMES), dtype=np.float32).reshape(2, -1)
+    rows[1, 0] = np.nan
     producer = FlakyProducer()
     producer.up = True
     outbox = Outbox(20, CircuitBreaker("broker"), ApiMetrics(), lambda: producer,
                     ("log-topic", "click-topic"))
     served = ServedResponse("r1", datetime.now(UTC), "u1", "challenger", "7", False, None,
-                            ["a", "b"], [0.5, 0.25], {"f": [1.0, float("nan")]},
-                            {"surface": "home"})
+                            ["a", "b"], [0.5, 0.25], rows.tobytes(), {"surface": "home"})
+    assert pickle.loads(pickle.dumps(served)) == served  # what the publisher process gets
     outbox.start()
     try:
         assert outbox.offer_served(served)
@@ -442,6 +447,11 @@ def test_outbox_builds_a_served_responses_records_off_the_request_path() -> None
     log_record = ServingLogRecord.from_json_bytes(producer.delivered[0])
     assert (log_record.request_id, log_record.arm, log_record.item_ids) == ("r1", "challenger",
                                                                             ["a", "b"])
+    # each feature's values per served item, NaN kept (the drift statistics skip it)
+    assert list(log_record.features) == list(FEATURE_NAMES)
+    assert log_record.features[FEATURE_NAMES[1]] == [1.0, float(len(FEATURE_NAMES) + 1)]
+    assert log_record.features[FEATURE_NAMES[0]][0] == 0.0
+    assert math.isnan(log_record.features[FEATURE_NAMES[0]][1])
     impressions = [parse_event(v) for v in producer.delivered[1:]]
     assert [(e.item_id, e.event_type, e.request_id, e.model_version) for e in impressions] == [
         ("a", "impression", "r1", "7"), ("b", "impression", "r1", "7")]
@@ -535,7 +545,6 @@ class _RecordingGenerator:
 
 
 def _cache_owner(keys: list[tuple] = ()) -> object:
-    from collections import OrderedDict
     from types import SimpleNamespace
 
     return SimpleNamespace(generator=_RecordingGenerator(),
@@ -579,3 +588,37 @@ def test_prewarm_is_off_at_zero_and_stops_at_its_time_limit() -> None:
     warmed = prewarm_candidates(new, _cache_owner(keys), 2, 50, budget_s=0.1)
     assert 1 <= warmed < 50 and len(new.candidate_cache) == warmed
     assert list(new.candidate_cache) == keys[-warmed:]  # the budget went to the newest
+
+
+def test_the_redis_fallback_is_computed_once_per_user_and_filters() -> None:
+    """A fallback that costs more than the path it replaces would keep an overloaded API
+    overloaded (timeouts open the breaker, every request then pays the fallback)."""
+    from types import SimpleNamespace
+
+    from api.recommend import Recommender
+    from retrieval.candidates import Candidates, Filters
+
+    recommender = Recommender(Settings(_env_file=None, api_candidate_cache_size=2), None,
+                              None, None, None, ApiMetrics())
+    calls: list[str] = []
+
+    def popular_for(model, user_id: str, filters: Filters) -> Candidates:
+        calls.append(user_id)
+        idx = np.array([2, 0]) if user_id == "u1" else np.array([1])
+        return Candidates(idx, model.retrieval.item_ids[idx],
+                          np.linspace(1, 0, len(idx), dtype=np.float32), "popularity")
+
+    recommender.popular_for = popular_for
+    model = SimpleNamespace(retrieval=SimpleNamespace(item_ids=np.array(["a", "b", "c"])),
+                            fallback_cache=OrderedDict())
+    plain, shoes = Filters(), Filters(("shoes",))
+    first = recommender._fallback(model, "u1", plain)
+    again = recommender._fallback(model, "u1", plain)
+    assert calls == ["u1"]
+    assert again.item_ids.tolist() == first.item_ids.tolist() == ["c", "a"]
+    assert again.source == "popularity" and again.scores.tolist() == first.scores.tolist()
+    recommender._fallback(model, "u1", shoes)  # other filters: another list
+    recommender._fallback(model, "u2", plain)  # past the size: u1's plain list goes
+    recommender._fallback(model, "u1", plain)
+    assert calls == ["u1", "u1", "u2", "u1"]
+    assert len(model.fallback_cache) == 2
