@@ -53,8 +53,14 @@ class _RemoteTicket(Countdown):
 
 
 def _counts(metrics: ApiMetrics) -> dict[str, float]:
-    sample = metrics.registry.get_sample_value
-    return {o: sample(f"{API_EVENTS}", {"outcome": o}) or 0.0 for o in OUTCOMES}
+    """Records per outcome so far (from the events counter alone: collecting the whole
+    registry every report was ~5 % of this process's CPU)."""
+    counts = dict.fromkeys(OUTCOMES, 0.0)
+    for sample in metrics.events.collect()[0].samples:
+        outcome = sample.labels.get("outcome")
+        if sample.name == API_EVENTS and outcome in counts:
+            counts[outcome] = sample.value
+    return counts
 
 
 def child_main(inbox: Any, outbox_conn: Any, settings: Settings) -> None:

@@ -73,6 +73,29 @@ def test_consumer_group_resumes_from_committed_offsets(stack_settings: Settings)
     assert sorted(part_one + part_two) == list(range(100))
 
 
+def test_keyed_records_land_where_the_java_clients_hash_puts_them(stack_settings: Settings
+                                                                  ) -> None:
+    from kafka.partitioner.default import murmur2
+
+    topic = f"keyed-{uuid.uuid4().hex[:8]}"
+    ensure_topics(stack_settings, [topic])
+    _produce(stack_settings, topic, 30)  # keys k0, k1, k2 in turn
+    consumer = make_consumer(stack_settings, group_id=None)
+    parts = sorted(consumer.partitions_for_topic(topic))
+    consumer.assign([TopicPartition(topic, p) for p in parts])
+    where: dict[bytes, set[int]] = {}
+    seen, deadline = 0, time.monotonic() + 30
+    while seen < 30 and time.monotonic() < deadline:
+        for tp, records in consumer.poll(timeout_ms=500).items():
+            seen += len(records)
+            for r in records:
+                where.setdefault(r.key, set()).add(tp.partition)
+    consumer.close()
+    assert seen == 30
+    assert where == {k: {parts[(murmur2(k) & 0x7FFFFFFF) % len(parts)]}
+                     for k in (b"k0", b"k1", b"k2")}
+
+
 def test_publisher_refuses_invalid_events(stack_settings: Settings) -> None:
     with EventPublisher(stack_settings) as publisher, pytest.raises(EventValidationError) as info:
         publisher.publish({"event_id": "e", "user_id": "u", "item_id": "i",
