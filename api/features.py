@@ -14,7 +14,10 @@ Two readers:
 :class:`FeatureFetcher` adds an in-process cache of item rows: item features change
 slowly compared with the request rate, so a row read less than ``api_item_feature_ttl_s``
 ago is reused (that is the staleness bound; each row's lifetime is drawn in [ttl/2, ttl]
-so that rows fetched together expire apart); user features are always read fresh.
+so that rows fetched together expire apart); user features are always read fresh. Item
+values (all numeric) are kept as float64 columns of one matrix, so a request gathers its
+200 rows with one indexing operation and ``assemble`` converts nothing per value (0.34 ms
+of column conversions per request before, measured in-process).
 
 A view's TTL is its window (``feature_repo/features.py``): a 1h activity row written two
 hours ago no longer describes the last hour, and the point-in-time join that builds the
@@ -27,11 +30,11 @@ alternative.
 
 from __future__ import annotations
 
-import random
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
+import numpy as np
 from feast.infra.online_stores.helpers import _mmh3, _redis_key
 from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
 from feast.protos.feast.types.Value_pb2 import Value as ValueProto
@@ -221,6 +224,41 @@ class FeastSdkReader:
         await self._ping.close()
 
 
+class ItemColumns(Mapping[str, np.ndarray]):
+    """Item features of one request: full feature name → float64 values, one per
+    candidate (NaN where missing); rows of one matrix, so nothing is converted per value."""
+
+    def __init__(self, names: Sequence[str], values: np.ndarray) -> None:
+        self._index = {name: k for k, name in enumerate(names)}
+        self.values = values  # (features, candidates)
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.values[self._index[name]]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._index)
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+
+def as_floats(rows: Sequence[Row], names: Sequence[str]) -> np.ndarray:
+    """Rows of online values as float64, features × rows, None → NaN; ValueError naming
+    the feature whose value is not a number."""
+    nan = np.nan
+    try:
+        out = np.array([[nan if v is None else v for v in row] for row in rows],
+                       dtype=np.float64).reshape(len(rows), len(names))
+    except (TypeError, ValueError):
+        for row in rows:
+            for name, value in zip(names, row, strict=True):
+                if value is not None and not isinstance(value, int | float):
+                    raise ValueError(f"{name}: online value {value!r:.40} is not a "
+                                     "number") from None
+        raise
+    return out.T
+
+
 class FeatureFetcher:
     """User + item features in the shape ``ranking.features.assemble`` takes."""
 
@@ -232,45 +270,64 @@ class FeatureFetcher:
         self.item_names = [full_name(r) for r in item_refs]
         self.ttl_s = ttl_s
         self.max_items = max_items
-        self._cache: dict[str, tuple[float, Row]] = {}
         self.metrics = metrics or ApiMetrics()
+        # the item-row cache: item id → slot; per slot its values (a column) and expiry
+        self._slots: dict[str, int] = {}
+        self._values = np.empty((len(self.item_names), 0))
+        self._expires = np.empty(0)
 
     async def fetch(self, user_id: str, item_ids: Sequence[str]
-                    ) -> tuple[dict[str, Any], dict[str, list[Any]]]:
-        """``({user feature: value}, {item feature: [value per item, in order]})``."""
+                    ) -> tuple[dict[str, Any], ItemColumns]:
+        """``({user feature: value}, {item feature: values, in item order})``."""
+        n = len(item_ids)
+        if self.ttl_s <= 0:
+            user, rows = await self.reader.read(user_id, item_ids)
+            return self._user(user), ItemColumns(self.item_names,
+                                                 as_floats(rows, self.item_names))
         now = time.monotonic()
-        rows: list[Row | None]
-        if self.ttl_s > 0:
-            cache = self._cache
-            rows = []
-            missing: list[int] = []
-            for k, item_id in enumerate(item_ids):
-                hit = cache.get(item_id)
-                if hit is not None and hit[0] > now:
-                    rows.append(hit[1])
-                else:
-                    rows.append(None)
-                    missing.append(k)
-            self.metrics.cache_hit.inc(len(item_ids) - len(missing))
-            self.metrics.cache_miss.inc(len(missing))
-            user, fetched = await self.reader.read(user_id, [item_ids[k] for k in missing])
-            if len(cache) + len(missing) > self.max_items:
-                cache.clear()
-            # each row expires somewhere in [ttl/2, ttl]: rows fetched together do not all
-            # expire together, so no request has to refetch a whole candidate list at once
-            jitter, half = random.random, self.ttl_s / 2
-            for k, row in zip(missing, fetched, strict=True):
-                rows[k] = row
-                cache[item_ids[k]] = (now + half + half * jitter(), row)
-        else:
-            user, fetched = await self.reader.read(user_id, item_ids)
-            rows = list(fetched)
-        user_features = dict(zip(self.user_names, user, strict=True))
-        if not self.item_names:
-            return user_features, {}
-        columns = zip(*rows, strict=True) if rows else ([] for _ in self.item_names)
-        return user_features, {name: list(col) for name, col in
-                               zip(self.item_names, columns, strict=True)}
+        get = self._slots.get
+        slots = np.fromiter((get(i, -1) for i in item_ids), np.int64, n)
+        fresh = slots >= 0
+        fresh[fresh] = self._expires[slots[fresh]] > now
+        # copied before the await: another request may refill the slots meanwhile
+        values = self._values[:, np.where(fresh, slots, 0)] if len(self._expires) else (
+            np.full((len(self.item_names), n), np.nan))
+        missing = np.flatnonzero(~fresh)
+        self.metrics.cache_hit.inc(n - len(missing))
+        self.metrics.cache_miss.inc(len(missing))
+        wanted = [item_ids[k] for k in missing]
+        user, rows = await self.reader.read(user_id, wanted)
+        if len(missing):
+            got = as_floats(rows, self.item_names)
+            values[:, missing] = got
+            self._keep(wanted, got, now)
+        return self._user(user), ItemColumns(self.item_names, values)
+
+    def _user(self, row: Row) -> dict[str, Any]:
+        return dict(zip(self.user_names, row, strict=True))
+
+    def _keep(self, item_ids: list[str], values: np.ndarray, now: float) -> None:
+        """Cache fetched rows; each expires somewhere in [ttl/2, ttl], so rows fetched
+        together do not all expire together and no request refetches a whole list."""
+        if len(self._slots) + len(item_ids) > self.max_items:
+            self._slots.clear()
+        slots = np.empty(len(item_ids), np.int64)
+        for k, item_id in enumerate(item_ids):
+            slot = self._slots.get(item_id)
+            if slot is None:
+                slot = self._slots[item_id] = len(self._slots)
+            slots[k] = slot
+        need = int(slots.max()) + 1
+        if need > len(self._expires):  # grow by doubling, up to max_items
+            size = min(max(need, 2 * len(self._expires), 1024), max(self.max_items, need))
+            grown = np.full((len(self.item_names), size), np.nan)
+            grown[:, :len(self._expires)] = self._values
+            expires = np.full(size, -np.inf)
+            expires[:len(self._expires)] = self._expires
+            self._values, self._expires = grown, expires
+        half = self.ttl_s / 2
+        self._values[:, slots] = values
+        self._expires[slots] = now + half + half * np.random.random(len(slots))
 
     async def ping(self) -> bool:
         return await self.reader.ping()

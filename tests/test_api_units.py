@@ -481,7 +481,7 @@ def test_cached_item_rows_expire_apart_within_the_ttl(monkeypatch: pytest.Monkey
     items = [f"i{k}" for k in range(200)]
     user, columns = asyncio.run(fetcher.fetch("u1", items))
     assert user == {"user_activity_1h__views": 1.0}
-    assert columns["item_metadata__price"] == [float(k) for k in range(200)]
+    assert columns["item_metadata__price"].tolist() == [float(k) for k in range(200)]
     clock[0] += 4.99  # before ttl/2: every row is still fresh
     asyncio.run(fetcher.fetch("u1", items))
     assert reader.asked[-1] == []
@@ -622,3 +622,56 @@ def test_the_redis_fallback_is_computed_once_per_user_and_filters() -> None:
     recommender._fallback(model, "u1", plain)
     assert calls == ["u1", "u1", "u2", "u1"]
     assert len(model.fallback_cache) == 2
+
+
+class TableReader:
+    """A RowReader over fixed rows: two item features, None for some values."""
+
+    def __init__(self, n_items: int) -> None:
+        self.rows = {f"i{k}": (float(k), None if k % 3 else k % 2 == 0)
+                     for k in range(n_items)}
+
+    async def read(self, user_id: str, item_ids):
+        return (user_id,), [self.rows[i] for i in item_ids]
+
+
+def test_item_rows_from_the_cache_equal_rows_read_fresh() -> None:
+    """Hits, misses, slots reused after expiry and a cache cleared when full: every fetch
+    gives what an uncached fetch gives, in the candidates' order."""
+    import api.features as features
+
+    refs = ["item_metadata:price", "item_metadata:in_stock"]
+    reader = TableReader(60)
+    cached = FeatureFetcher(reader, ["user_profile:segment"], refs, ttl_s=10.0, max_items=25)
+    fresh = FeatureFetcher(reader, ["user_profile:segment"], refs, ttl_s=0)
+    rng = np.random.default_rng(3)
+    clock = [0.0]
+    original = features.time.monotonic
+    features.time.monotonic = lambda: clock[0]
+    try:
+        for _ in range(40):
+            items = [f"i{k}" for k in rng.choice(60, rng.integers(0, 20), replace=False)]
+            user, got = asyncio.run(cached.fetch("u7", items))
+            _, want = asyncio.run(fresh.fetch("u7", items))
+            assert user == {"user_profile__segment": "u7"}
+            assert list(got) == ["item_metadata__price", "item_metadata__in_stock"]
+            for name in got:
+                assert got[name].shape == (len(items),)
+                np.testing.assert_array_equal(got[name], want[name])
+            clock[0] += rng.uniform(0, 6)
+    finally:
+        features.time.monotonic = original
+    assert len(cached._slots) <= 25
+    price = got["item_metadata__price"].tolist()
+    assert price == [float(i.removeprefix("i")) for i in items]
+
+
+def test_an_item_value_that_is_not_a_number_is_named() -> None:
+    from api.features import as_floats
+
+    # features × rows; None → NaN, booleans → 1/0
+    np.testing.assert_array_equal(as_floats([(1, None), (True, 2.5)], ["a", "b"]),
+                                  [[1.0, 1.0], [np.nan, 2.5]])
+    assert as_floats([], ["a", "b"]).shape == (2, 0)
+    with pytest.raises(ValueError, match="b: online value 'cheap' is not a number"):
+        as_floats([(1, 2), (3, "cheap")], ["a", "b"])
