@@ -16,7 +16,10 @@
    send time, so queueing counts. The first ``--warmup-seconds`` at the same rate fill the
    caches and are reported on their own ("cold"); the next ``--seconds`` are the result.
    The server's per-stage times come from its ``Server-Timing`` header; its CPU per request
-   from ``/proc``. Variant ``redis-swap`` then runs a third window of ``--seconds`` in
+   from ``/proc``, with its serving-log publisher process, this load generator and the
+   whole host's busy share beside it (both cores serve one request: the publisher's
+   Kafka work runs on the other), and the host's speed right after the window
+   (:func:`host_speed`). Variant ``redis-swap`` then runs a third window of ``--seconds`` in
    which, after 3 s, the champion alias moves to a new registry version with the same
    artifacts: the API loads, checks and prewarms it while serving, and
    the window's latency, failures and the time until ``GET /models`` shows the swap (the
@@ -259,6 +262,65 @@ def _cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _children(pid: int) -> list[int]:
+    """Direct children of ``pid`` (the API's serving-log publisher process)."""
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def _host_cpu_s() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole host so far, all cores (``/proc/stat``)."""
+    ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = ticks[3] + ticks[4]  # idle + iowait
+    hz = os.sysconf("SC_CLK_TCK")
+    return (sum(ticks) - idle) / hz, sum(ticks) / hz
+
+
+def host_speed() -> tuple[float, float]:
+    """This host's speed right now: ms for 1M additions in a Python loop, and ms for one
+    100,000 × 64 float32 matrix-vector product (the size of the exact candidate scan).
+    The same code's latency moves with these; they make runs on different days
+    comparable."""
+    started = time.perf_counter()
+    total = 0
+    for k in range(1_000_000):
+        total += k
+    loop_ms = (time.perf_counter() - started) * 1000
+    rng = np.random.default_rng(0)
+    m, q = rng.random((100_000, 64), np.float32), rng.random(64, np.float32)
+    m @ q
+    times = []
+    for _ in range(50):
+        started = time.perf_counter()
+        m @ q
+        times.append(time.perf_counter() - started)
+    return loop_ms, float(np.median(times)) * 1000
+
+
+@dataclass
+class CpuSplit:
+    """CPU seconds used during one window: API, its children, this process, the host."""
+
+    api: float
+    children: float
+    load: float
+    host_busy: float
+    host_total: float
+
+    @classmethod
+    def start(cls, pid: int) -> CpuSplit:
+        kids = sum(_cpu_s(c) for c in _children(pid))
+        busy, total = _host_cpu_s()
+        return cls(_cpu_s(pid), kids, time.process_time(), busy, total)
+
+    def since(self, pid: int) -> CpuSplit:
+        now = CpuSplit.start(pid)
+        return CpuSplit(now.api - self.api, now.children - self.children, now.load - self.load,
+                        now.host_busy - self.host_busy, now.host_total - self.host_total)
+
+
 def _metric(text: str, prefix: str) -> float:
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
                if line.startswith(prefix))
@@ -327,11 +389,12 @@ def run_variant(settings: Settings, name: str, bodies: list[bytes], rate: float,
         cold = run_load("127.0.0.1", variant.api_port, "/recommendations", bodies, rate,
                         warmup_s, 0.0)
         before = httpx.get(f"{url}/metrics").text
-        cpu0 = _cpu_s(proc.pid)
+        cpu0 = CpuSplit.start(proc.pid)
         result = run_load("127.0.0.1", variant.api_port, "/recommendations", bodies, rate,
                           seconds, 0.0)
-        cpu = _cpu_s(proc.pid) - cpu0
+        used = cpu0.since(proc.pid)
         after = httpx.get(f"{url}/metrics").text
+        speed = host_speed()  # right after the window, the load stopped
         if name in SWAP_VARIANTS:
             restore = next(a["version"] for a in httpx.get(f"{url}/models").json()["arms"]
                            if a["arm"] == "champion")
@@ -366,7 +429,11 @@ def run_variant(settings: Settings, name: str, bodies: list[bytes], rate: float,
             "p50": result.pct(50), "p95": result.pct(95), "p99": result.pct(99),
             "cold_p50": cold.pct(50), "cold_p99": cold.pct(99),
             "failed": result.failed, "requests": result.completed,
-            "cpu_ms": cpu / max(result.completed, 1) * 1000,
+            "cpu_ms": used.api / max(result.completed, 1) * 1000,
+            "publisher_cpu_ms": used.children / max(result.completed, 1) * 1000,
+            "load_cpu_ms": used.load / max(result.completed, 1) * 1000,
+            "host_busy": used.host_busy / used.host_total if used.host_total else float("nan"),
+            "host_loop_ms": speed[0], "host_matvec_ms": speed[1],
             "hit_rate": hits / (hits + misses) if hits + misses else float("nan"),
             "candidate_hit_rate": (c_hits / (c_hits + c_misses) if c_hits + c_misses
                                    else float("nan")),
@@ -451,7 +518,11 @@ def main() -> None:
                 rows.append(row)
                 print(f"  achieved {row['achieved']:.0f} req/s, p50 {row['p50']:.2f} p95 "
                       f"{row['p95']:.2f} p99 {row['p99']:.2f} ms, {row['failed']} failed, "
-                      f"server CPU {row['cpu_ms']:.2f} ms/request, item cache hit rate "
+                      f"server CPU {row['cpu_ms']:.2f} ms/request (publisher "
+                      f"{row['publisher_cpu_ms']:.2f}, load generator {row['load_cpu_ms']:.2f}; "
+                      f"host {row['host_busy']:.0%} busy; host speed: 1M-step loop "
+                      f"{row['host_loop_ms']:.0f} ms, scan {row['host_matvec_ms']:.2f} ms), "
+                      "item cache hit rate "
                       f"{row['hit_rate']:.3f}, candidate cache hit rate "
                       f"{row['candidate_hit_rate']:.3f}; stages p50/p99 ms: "
                       + ", ".join(f"{s} {a:.2f}/{b:.2f}" for s, (a, b) in
@@ -467,13 +538,16 @@ def main() -> None:
     machine = f"{platform.machine()} {os.cpu_count()} cores"
     print()
     print("| date | machine | variant | offered req/s | achieved req/s | p50 ms | p95 ms "
-          "| p99 ms | failed | server CPU ms/req | item cache hits | candidate cache hits "
+          "| p99 ms | failed | server CPU ms/req | publisher CPU ms/req | host busy "
+          "| host loop / scan ms | item cache hits | candidate cache hits "
           "| cold p50 / p99 ms |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {date.today()} | {machine} | {r['variant']} ({args.index}) | {r['rate']:g} | "
               f"{r['achieved']:.0f} | {r['p50']:.2f} | {r['p95']:.2f} | {r['p99']:.2f} | "
-              f"{r['failed']} | {r['cpu_ms']:.2f} | {r['hit_rate']:.3f} | "
+              f"{r['failed']} | {r['cpu_ms']:.2f} | {r['publisher_cpu_ms']:.2f} | "
+              f"{r['host_busy']:.0%} | {r['host_loop_ms']:.0f} / {r['host_matvec_ms']:.2f} | "
+              f"{r['hit_rate']:.3f} | "
               f"{r['candidate_hit_rate']:.3f} | {r['cold_p50']:.2f} / {r['cold_p99']:.2f} |")
     print()
     print("| variant | rate | " + " | ".join(f"{s} p50/p99 ms" for s in
