@@ -252,8 +252,11 @@ def test_serving_log_keeps_missing_values_aligned() -> None:
     record = ServingLogRecord(request_id="r1", ts=datetime.now(UTC), user_id="u1",
                               arm="champion", model_version="3", item_ids=["a", "b"],
                               scores=[0.5, 0.25], features={"f": [float("nan"), 2.0]})
-    back = ServingLogRecord.from_json_bytes(serving_log_json(record))
+    raw = serving_log_json(record)
+    assert b"[NaN,2.0]" in raw
+    back = ServingLogRecord.from_json_bytes(raw)
     assert back.item_ids == ["a", "b"] and back.scores == [0.5, 0.25]
+    assert back.ts == record.ts and back.model_version == "3"
     assert math.isnan(back.features["f"][0]) and back.features["f"][1] == 2.0
 
 
