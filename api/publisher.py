@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 REPORT_S = 0.05  # how often the child reports counts and state
 OUTCOMES = ("published", "buffered", "rejected")
 STOP = -1  # marks the stop message in the parent's outgoing queue
+WRITE_BATCH = 64  # messages sent to the child in one write, at most
 
 
 # --- child ------------------------------------------------------------------------------
@@ -99,24 +100,34 @@ def child_main(inbox: Any, outbox_conn: Any, settings: Settings) -> None:
     outbox.start()
     reporter = threading.Thread(target=report, name="publisher-report", daemon=True)
     reporter.start()
-    drain_s = 5.0
+    def handle(message: tuple) -> float | None:
+        """Act on one message; the drain time when it is the stop message."""
+        kind = message[0]
+        if kind == "served":
+            outbox.offer_served(message[1])
+        elif kind == "records":
+            _, ticket_id, records = message
+            ticket = _RemoteTicket(ticket_id, len(records), send) if ticket_id else None
+            outbox.offer(records, ticket)
+        elif kind == "stop":
+            return float(message[1])
+        return None
+
+    drain_s: float | None = None
     try:
-        while True:
+        while drain_s is None:
             message = pickle.loads(inbox.recv_bytes())
-            kind = message[0]
-            if kind == "served":
-                outbox.offer_served(message[1])
-            elif kind == "records":
-                _, ticket_id, records = message
-                ticket = _RemoteTicket(ticket_id, len(records), send) if ticket_id else None
-                outbox.offer(records, ticket)
-            elif kind == "stop":
-                drain_s = message[1]
-                break
+            if message[0] == "batch":  # several messages, in order, in one write
+                for inner in message[1]:
+                    drain_s = handle(pickle.loads(inner))
+                    if drain_s is not None:
+                        break
+            else:
+                drain_s = handle(message)
     except (EOFError, OSError):
         pass  # the API went away
     finally:
-        outbox.stop(drain_s)
+        outbox.stop(5.0 if drain_s is None else drain_s)
         stop.set()
         reporter.join(timeout=2)  # its last report carries the final counts
         with contextlib.suppress(OSError, ValueError):
@@ -223,18 +234,27 @@ class ProcessOutbox:
             with self._lock:
                 while not self._outgoing:
                     self._lock.wait(0.5)
-                n, payload = self._outgoing.popleft()
+                taken: list[tuple[int, bytes]] = []
+                while self._outgoing and len(taken) < WRITE_BATCH:
+                    taken.append(self._outgoing.popleft())
+                    if taken[-1][0] == STOP:
+                        break
+            # what queued while the child read the last write goes as one write: one
+            # syscall and one wake-up of the child instead of one per response
+            payload = (taken[0][1] if len(taken) == 1 else
+                       pickle.dumps(("batch", [p for _, p in taken]),
+                                    protocol=pickle.HIGHEST_PROTOCOL))
+            stopping = taken[-1][0] == STOP
             try:
                 self._to_child.send_bytes(payload)
             except (OSError, ValueError):  # the child died (it is being restarted)
-                if n == STOP:
-                    return
-                with self._lock:
-                    self._pending = max(0, self._pending - n)
-                self.metrics.events.labels("rejected").inc(n)
-                log.error("publisher process unavailable: %d records not delivered", n)
-                continue
-            if n == STOP:
+                n = sum(k for k, _ in taken if k != STOP)
+                if n:
+                    with self._lock:
+                        self._pending = max(0, self._pending - n)
+                    self.metrics.events.labels("rejected").inc(n)
+                    log.error("publisher process unavailable: %d records not delivered", n)
+            if stopping:
                 return
 
     def _read(self, conn: Any, process: Any) -> None:

@@ -255,3 +255,56 @@ def test_mlflow_and_feast_registry_on_postgresql(tmp_path: Path) -> None:
         with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres",
                              autocommit=True) as conn:
             conn.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+
+
+def test_the_publisher_process_delivers_every_record_of_a_burst(stack_settings: Settings
+                                                               ) -> None:
+    """A burst queues faster than the child reads, so it goes in batched writes: every
+    serving log and impression still arrives, once, and the counts add up."""
+    from datetime import UTC, datetime
+
+    from api.metrics import ApiMetrics
+    from api.publisher import ProcessOutbox
+    from api.serving_log import ServedResponse
+    from monitoring.contract import ServingLogRecord
+
+    tag = uuid.uuid4().hex[:8]
+    settings = stack_settings.model_copy(update={
+        "serving_log_topic": f"log-{tag}", "clickstream_topic": f"click-{tag}"})
+    metrics = ApiMetrics()
+    outbox = ProcessOutbox(settings, metrics)
+    outbox.start()
+    try:
+        wait_until = time.monotonic() + 60
+        while not outbox.connected and time.monotonic() < wait_until:
+            time.sleep(0.1)
+        pipe, writes = outbox._to_child, []
+        real_send = pipe.send_bytes
+        pipe.send_bytes = lambda payload: (writes.append(len(payload)), real_send(payload))
+        ids = [f"r{k:03d}" for k in range(300)]
+        for request_id in ids:
+            assert outbox.offer_served(ServedResponse(
+                request_id, datetime.now(UTC), "u1", "champion", "1", False, None,
+                ["a", "b"], [0.5, 0.25]))
+        deadline = time.monotonic() + 60
+        while len(outbox) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(outbox) == 0
+        assert len(writes) < 300  # batched
+    finally:
+        assert outbox.stop(drain_s=5) == 0
+    assert metrics.registry.get_sample_value(
+        "recsys_events_total", {"outcome": "published"}) == 900
+    consumer = make_consumer(settings, settings.serving_log_topic, settings.clickstream_topic,
+                             group_id=None)
+    logs, impressions = [], 0
+    deadline = time.monotonic() + 30
+    while (len(logs) < 300 or impressions < 600) and time.monotonic() < deadline:
+        for tp, records in consumer.poll(timeout_ms=500).items():
+            if tp.topic == settings.serving_log_topic:
+                logs.extend(ServingLogRecord.from_json_bytes(r.value).request_id
+                            for r in records)
+            else:
+                impressions += len(records)
+    consumer.close()
+    assert sorted(logs) == ids and impressions == 600
