@@ -31,7 +31,8 @@ alternative.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Sequence
+from itertools import repeat
 from typing import Any, Protocol
 
 import numpy as np
@@ -44,7 +45,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from api.metrics import ApiMetrics
 from api.resp import RespPool, pack_command
 from feature_repo.entities import ITEM_ID, USER_ID
-from ranking.features import full_name
+from ranking.features import ItemColumns, full_name
 from recsys.settings import Settings
 
 Row = tuple[Any, ...]
@@ -224,26 +225,8 @@ class FeastSdkReader:
         await self._ping.close()
 
 
-class ItemColumns(Mapping[str, np.ndarray]):
-    """Item features of one request: full feature name → float64 values, one per
-    candidate (NaN where missing); rows of one matrix, so nothing is converted per value."""
-
-    def __init__(self, names: Sequence[str], values: np.ndarray) -> None:
-        self._index = {name: k for k, name in enumerate(names)}
-        self.values = values  # (features, candidates)
-
-    def __getitem__(self, name: str) -> np.ndarray:
-        return self.values[self._index[name]]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._index)
-
-    def __len__(self) -> int:
-        return len(self._index)
-
-
 def as_floats(rows: Sequence[Row], names: Sequence[str]) -> np.ndarray:
-    """Rows of online values as float64, features × rows, None → NaN; ValueError naming
+    """Rows of online values as float64, rows × features, None → NaN; ValueError naming
     the feature whose value is not a number."""
     nan = np.nan
     try:
@@ -256,7 +239,7 @@ def as_floats(rows: Sequence[Row], names: Sequence[str]) -> np.ndarray:
                     raise ValueError(f"{name}: online value {value!r:.40} is not a "
                                      "number") from None
         raise
-    return out.T
+    return out
 
 
 class FeatureFetcher:
@@ -271,9 +254,10 @@ class FeatureFetcher:
         self.ttl_s = ttl_s
         self.max_items = max_items
         self.metrics = metrics or ApiMetrics()
-        # the item-row cache: item id → slot; per slot its values (a column) and expiry
+        # the item-row cache: item id → slot; per slot its values (a row: one request's
+        # 200 rows are 200 short reads, not 200 × features scattered ones) and expiry
         self._slots: dict[str, int] = {}
-        self._values = np.empty((len(self.item_names), 0))
+        self._values = np.empty((0, len(self.item_names)))
         self._expires = np.empty(0)
 
     async def fetch(self, user_id: str, item_ids: Sequence[str]
@@ -285,13 +269,12 @@ class FeatureFetcher:
             return self._user(user), ItemColumns(self.item_names,
                                                  as_floats(rows, self.item_names))
         now = time.monotonic()
-        get = self._slots.get
-        slots = np.fromiter((get(i, -1) for i in item_ids), np.int64, n)
+        slots = np.fromiter(map(self._slots.get, item_ids, repeat(-1, n)), np.int64, n)
         fresh = slots >= 0
         fresh[fresh] = self._expires[slots[fresh]] > now
         # copied before the await: another request may refill the slots meanwhile
-        values = self._values[:, np.where(fresh, slots, 0)] if len(self._expires) else (
-            np.full((len(self.item_names), n), np.nan))
+        values = self._values[np.where(fresh, slots, 0)] if len(self._expires) else (
+            np.full((n, len(self.item_names)), np.nan))
         missing = np.flatnonzero(~fresh)
         self.metrics.cache_hit.inc(n - len(missing))
         self.metrics.cache_miss.inc(len(missing))
@@ -299,7 +282,7 @@ class FeatureFetcher:
         user, rows = await self.reader.read(user_id, wanted)
         if len(missing):
             got = as_floats(rows, self.item_names)
-            values[:, missing] = got
+            values[missing] = got
             self._keep(wanted, got, now)
         return self._user(user), ItemColumns(self.item_names, values)
 
@@ -320,13 +303,13 @@ class FeatureFetcher:
         need = int(slots.max()) + 1
         if need > len(self._expires):  # grow by doubling, up to max_items
             size = min(max(need, 2 * len(self._expires), 1024), max(self.max_items, need))
-            grown = np.full((len(self.item_names), size), np.nan)
-            grown[:, :len(self._expires)] = self._values
+            grown = np.full((size, len(self.item_names)), np.nan)
+            grown[:len(self._expires)] = self._values
             expires = np.full(size, -np.inf)
             expires[:len(self._expires)] = self._expires
             self._values, self._expires = grown, expires
         half = self.ttl_s / 2
-        self._values[:, slots] = values
+        self._values[slots] = values
         self._expires[slots] = now + half + half * np.random.random(len(slots))
 
     async def ping(self) -> bool:

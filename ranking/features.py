@@ -35,7 +35,7 @@ Feature groups (names are the columns, in order):
 from __future__ import annotations
 
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -117,6 +117,11 @@ FEATURE_NAMES: tuple[str, ...] = (
     *ITEM_STREAM_FEATURES,
 )
 COLUMN = {name: k for k, name in enumerate(FEATURE_NAMES)}
+#: Where the stream features sit: each group is a run of columns, filled in one step.
+USER_STREAM_COLUMNS = slice(COLUMN[USER_STREAM_FEATURES[0]],
+                            COLUMN[USER_STREAM_FEATURES[-1]] + 1)
+ITEM_STREAM_COLUMNS = slice(COLUMN[ITEM_STREAM_FEATURES[0]],
+                            COLUMN[ITEM_STREAM_FEATURES[-1]] + 1)
 #: Significant bits kept per value (~4.8 decimal digits), see :func:`coarsen`.
 MANTISSA_BITS = 16
 
@@ -183,6 +188,35 @@ def model_stats(model: RetrievalModel) -> _ModelStats:
     stats = _ModelStats.of(model)
     _STATS[key] = (weakref.ref(model, lambda _ref, key=key: _STATS.pop(key, None)), stats)
     return stats
+
+
+class ItemColumns(Mapping[str, np.ndarray]):
+    """Item features of one request: full feature name → float64 values, one per
+    candidate (NaN where missing). They are the columns of one candidates × features
+    matrix, so nothing is converted per value, and :func:`assemble` copies a run of
+    columns in one operation (:meth:`block`)."""
+
+    def __init__(self, names: Sequence[str], values: np.ndarray) -> None:
+        self._index = {name: k for k, name in enumerate(names)}
+        self.values = values  # (candidates, features)
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.values[:, self._index[name]]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._index)
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def block(self, names: Sequence[str]) -> np.ndarray | None:
+        """The columns of ``names`` as one (candidates, features) view; None unless all
+        of them are here in this order, one after another."""
+        first = self._index.get(names[0]) if names else None
+        if first is None or any(self._index.get(name) != first + k
+                                for k, name in enumerate(names)):
+            return None
+        return self.values[:, first:first + len(names)]
 
 
 def _floats(values: Any, n: int, name: str) -> np.ndarray:
@@ -269,13 +303,14 @@ def assemble(candidates: Candidates, user_id: str | None, user_features: Mapping
                                minlength=stats.n_categories) / total
         put("category_affinity", affinity[stats.category[idx]])
         profile = np.asarray(stats.genres[history].T @ weights).ravel()
-        norm = np.linalg.norm(profile)
+        norm = np.sqrt(profile.dot(profile))  # np.linalg.norm of a vector, without its checks
         if norm > 0:
             put("content_similarity", stats.genres[idx] @ (profile / norm))
         hist_price = stats.price[history]
         priced = np.isfinite(hist_price)
         if priced.any():
-            usual = np.average(hist_price[priced], weights=weights[priced])
+            paid = weights[priced]  # np.average's own arithmetic, without its checks
+            usual = np.multiply(hist_price[priced], paid).sum() / paid.sum()
             if usual > 0:
                 put("price_to_user_mean", price / usual)
 
@@ -294,15 +329,21 @@ def assemble(candidates: Candidates, user_id: str | None, user_features: Mapping
     put("user_tenure_days", (now_ms - _scalar(user_features.get(USER_SIGNUP_MS))) / MS_PER_DAY)
     put("user_idle_hours", (now_ms - _scalar(user_features.get(LAST_EVENT_MS))) / MS_PER_HOUR)
 
-    for name in USER_STREAM_FEATURES:
-        put(name, _scalar(user_features.get(name)))
-    for name in ITEM_STREAM_FEATURES:
-        put(name, _floats(item_features.get(name), n, name))
+    x[:, USER_STREAM_COLUMNS] = [_scalar(user_features.get(name))
+                                 for name in USER_STREAM_FEATURES]
+    block = (item_features.block(ITEM_STREAM_FEATURES)
+             if isinstance(item_features, ItemColumns) else None)
+    if block is not None:  # the API's columns: one copy instead of one per feature
+        x[:, ITEM_STREAM_COLUMNS] = block
+    else:
+        for name in ITEM_STREAM_FEATURES:
+            put(name, _floats(item_features.get(name), n, name))
     return coarsen(x)
 
 
 def coarsen(x: np.ndarray, bits: int = MANTISSA_BITS) -> np.ndarray:
-    """Round every value to ``bits`` significant bits (in place; NaN stays NaN).
+    """Round every value of a float32 array to ``bits`` significant bits, half to even
+    (in place; NaN stays NaN, ±inf stays ±inf).
 
     LightGBM splits at midpoints of adjacent training values computed in float64; the
     ONNX graph holds thresholds in float32. When two adjacent values are one float32
@@ -310,8 +351,29 @@ def coarsen(x: np.ndarray, bits: int = MANTISSA_BITS) -> np.ndarray:
     them and rows take the other branch: the parity check saw score differences of 0.1.
     With 16 significant bits every midpoint of two values has at most 17, so it is exact
     in float32 and both runtimes route every row the same way.
+
+    The rounding works on the bits: a normal float32 has 24 significant bits, so the low
+    ``24 - bits`` bits of its pattern are rounded away (a carry into the exponent is the
+    rounding up to the next power of two). That is ``ldexp(round(m * 2**bits) / 2**bits,
+    e)`` of ``frexp``'s ``(m, e)``, value for value (compared over every float32 pattern),
+    at a sixth of the cost on a request's 200 × 62 values. Subnormals, which keep fewer
+    significant bits than their pattern's position suggests, take that formula itself.
     """
-    mantissa, exponent = np.frexp(x)
-    scale = np.float32(1 << bits)
-    x[...] = np.ldexp(np.round(mantissa * scale) / scale, exponent)
+    if x.dtype != np.float32:
+        raise TypeError(f"coarsen takes float32, not {x.dtype}")
+    drop = 24 - bits
+    if not 0 < drop < 23:
+        raise ValueError(f"bits must be in 2..23, not {bits}")
+    u = x.view(np.uint32)
+    exponent = u & np.uint32(0x7F800000)
+    subnormal = (exponent == 0) & (x != 0)
+    tiny = x[subnormal] if subnormal.any() else None
+    half = np.uint32((1 << (drop - 1)) - 1)
+    rounded = (u + (half + ((u >> np.uint32(drop)) & np.uint32(1)))) & np.uint32(
+        0xFFFFFFFF ^ ((1 << drop) - 1))
+    np.copyto(u, rounded, where=exponent != np.uint32(0x7F800000))  # not NaN or ±inf
+    if tiny is not None:
+        mantissa, power = np.frexp(tiny)
+        scale = np.float32(1 << bits)
+        x[subnormal] = np.ldexp(np.round(mantissa * scale) / scale, power)
     return x

@@ -672,9 +672,9 @@ def test_item_rows_from_the_cache_equal_rows_read_fresh() -> None:
 def test_an_item_value_that_is_not_a_number_is_named() -> None:
     from api.features import as_floats
 
-    # features × rows; None → NaN, booleans → 1/0
+    # rows × features; None → NaN, booleans → 1/0
     np.testing.assert_array_equal(as_floats([(1, None), (True, 2.5)], ["a", "b"]),
-                                  [[1.0, 1.0], [np.nan, 2.5]])
-    assert as_floats([], ["a", "b"]).shape == (2, 0)
+                                  [[1.0, np.nan], [1.0, 2.5]])
+    assert as_floats([], ["a", "b"]).shape == (0, 2)
     with pytest.raises(ValueError, match="b: online value 'cheap' is not a number"):
         as_floats([(1, 2), (3, "cheap")], ["a", "b"])

@@ -204,6 +204,32 @@ def test_coarsen_keeps_16_significant_bits() -> None:
     assert np.all(mantissa * 2 ** 16 == np.round(mantissa * 2 ** 16))
 
 
+def _coarsen_by_formula(x: np.ndarray, bits: int = 16) -> np.ndarray:
+    """The definition coarsen's bit arithmetic must equal: frexp, round, ldexp."""
+    mantissa, exponent = np.frexp(x)
+    scale = np.float32(1 << bits)
+    return np.ldexp(np.round(mantissa * scale) / scale, exponent)
+
+
+def test_coarsen_equals_its_formula_for_every_kind_of_float32() -> None:
+    # random bit patterns (normal, subnormal, NaN, ±inf) plus the edges: the largest
+    # float rounds up to inf, ties go to even, subnormals keep 16 significant bits
+    rng = np.random.default_rng(7)
+    patterns = rng.integers(0, 2 ** 32, 2_000_000, dtype=np.uint64).astype(np.uint32)
+    edges = np.array([0, 0x80000000, 1, 0x007FFFFF, 0x00400080, 0x00800000, 0x3F800080,
+                      0x3F800180, 0x3F8000FF, 0x7F7FFFFF, 0xFF7FFFFF, 0x7F800000, 0xFF800000,
+                      0x7FC00000, 0x7F800001, 0x3FFFFF80], np.uint32)
+    x = np.concatenate([patterns, edges]).view(np.float32)
+    with np.errstate(all="ignore"):
+        want = _coarsen_by_formula(x.copy())
+    got = coarsen(x.copy())
+    same = (got.view(np.uint32) == want.view(np.uint32)) | (np.isnan(got) & np.isnan(want))
+    assert same.all(), x[~same][:5]
+    assert np.isnan(got[-2]) and coarsen(np.array([2 ** 24 + 2], np.float32))[0] == 2 ** 24
+    with pytest.raises(TypeError, match="float32"):
+        coarsen(np.zeros(3))
+
+
 # --- labels and splits -------------------------------------------------------------------
 
 
