@@ -308,3 +308,70 @@ def test_the_publisher_process_delivers_every_record_of_a_burst(stack_settings: 
                 impressions += len(records)
     consumer.close()
     assert sorted(logs) == ids and impressions == 600
+
+
+def test_the_librdkafka_producer_delivers_keyed_records_where_kafka_python_does(
+        stack_settings: Settings) -> None:
+    """The API's producer (librdkafka) against tansu: every record acknowledged through
+    the future interface the outbox uses, each key on the partition the Java client's
+    murmur2 (and kafka-python) picks, whether the callback is added before or after the
+    broker answers."""
+    from kafka.partitioner.default import murmur2
+
+    from recsys.kafka_io import LibrdkafkaProducer
+
+    topic = f"rdk-{uuid.uuid4().hex[:8]}"
+    ensure_topics(stack_settings, [topic])
+    producer = LibrdkafkaProducer(stack_settings, **{"linger.ms": 5})
+    acked: list[object] = []
+    failed: list[BaseException] = []
+    keys = [f"user-{k % 7}".encode() for k in range(60)]
+    try:
+        early = [producer.send(topic, key=key, value=b"%d" % k) for k, key in enumerate(keys)]
+        for delivery in early[:30]:
+            delivery.add_callback(acked.append)
+            delivery.add_errback(failed.append)
+        assert producer.flush(10) == 0
+        for delivery in early[30:]:  # resolved already: called at once
+            delivery.add_callback(acked.append)
+            delivery.add_errback(failed.append)
+    finally:
+        producer.close(timeout=5)
+    assert len(acked) == 60 and not failed
+    consumer = make_consumer(stack_settings, group_id=None)
+    parts = sorted(consumer.partitions_for_topic(topic))
+    consumer.close()
+    where = {(m.key(), m.partition()) for m in acked}  # type: ignore[attr-defined]
+    assert where == {(k, parts[(murmur2(k) & 0x7FFFFFFF) % len(parts)]) for k in set(keys)}
+    assert len(parts) > 1
+
+
+def test_the_librdkafka_producer_refuses_what_it_cannot_deliver(stack_settings: Settings
+                                                                ) -> None:
+    """Too large: kafka-python's MessageSizeTooLargeError, at once. Still queued when
+    closed: purged, and each errback told. No broker: KafkaConnectionError at start."""
+    from kafka.errors import KafkaConnectionError, KafkaError, MessageSizeTooLargeError
+
+    from recsys.kafka_io import LibrdkafkaProducer
+    from recsys.stack import free_port
+
+    topic = f"rdk-{uuid.uuid4().hex[:8]}"
+    ensure_topics(stack_settings, [topic])
+    producer = LibrdkafkaProducer(stack_settings, **{"linger.ms": 60_000,
+                                                     "message.max.bytes": 2_000})
+    failed: list[BaseException] = []
+    try:
+        with pytest.raises(MessageSizeTooLargeError):
+            producer.send(topic, key=b"k", value=b"x" * 5_000)
+        waiting = [producer.send(topic, key=b"k", value=b"small") for _ in range(3)]
+        for delivery in waiting:
+            delivery.add_callback(lambda _: pytest.fail("delivered despite the close"))
+            delivery.add_errback(failed.append)
+    finally:
+        producer.close(timeout=0)
+    assert len(failed) == 3 and all(isinstance(e, KafkaError) for e in failed)
+    away = stack_settings.model_copy(update={"broker_port": free_port()})
+    started = time.monotonic()
+    with pytest.raises(KafkaConnectionError, match="no Kafka broker"):
+        LibrdkafkaProducer(away, connect_timeout_s=1.0)
+    assert time.monotonic() - started < 10
