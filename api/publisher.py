@@ -1,8 +1,8 @@
 """The outbox in a child process, so Kafka work never takes the API's GIL.
 
 Building a response's eleven records (validated events, the serving log as JSON) and
-producing them with kafka-python (pure Python) cost about as much CPU as answering the
-request itself; in the API process that time would be taken from the event loop. Here
+producing them cost about 1 ms of CPU (``bench/bench_publisher.py``), which in the API
+process would be taken from the event loop. Here
 the API only pickles a :class:`~api.serving_log.ServedResponse` (or the records of a
 ``POST /events``) into a pipe; a child process runs the same :class:`~api.outbox.Outbox`
 (buffer, circuit breaker, at-least-once retries) and reports back: acknowledgements of
