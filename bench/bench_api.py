@@ -24,7 +24,8 @@
    artifacts: the API loads, checks and prewarms it while serving, and
    the window's latency, failures and the time until ``GET /models`` shows the swap (the
    alias poll's delay, ``api_alias_poll_s``, included) are reported. The alias is put
-   back afterwards.
+   back afterwards. Variant ``floor`` loads the same API with ``GET /health``: what this
+   host gives a route that does nothing, at the same rate (the floor under every row).
 
 Requests: users drawn from those with history (``--cold-share`` of them new users, who
 get the popularity path), k=10, 200 candidates ranked. Prints Markdown rows for
@@ -71,10 +72,15 @@ VARIANTS = {
                                   "api_worker_threads": 1},
     # the default, then a model swap under the load (see run_variant)
     "redis-swap": {"api_feature_reader": "redis"},
+    # the default API, loaded with GET /health instead: what this host gives a route that
+    # does nothing (HTTP, the framework, the middleware), the floor under every other row
+    "floor": {"api_feature_reader": "redis"},
     "redis-swap-prewarm2": {"api_feature_reader": "redis", "api_prewarm_seconds": 2.0},
 }
 #: Variants that also measure a third window in which the champion alias moves.
 SWAP_VARIANTS = frozenset({"redis-swap", "redis-swap-prewarm2"})
+#: Variants loaded with GET /health rather than POST /recommendations.
+FLOOR_VARIANTS = frozenset({"floor"})
 
 
 # --- load generator ------------------------------------------------------------------
@@ -106,6 +112,9 @@ class LoadResult:
 
 
 def _request(host: str, port: int, path: str, body: bytes) -> bytes:
+    """A POST of ``body``, or a GET when the body is empty."""
+    if not body:
+        return f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode()
     return (f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json"
             f"\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body
 
@@ -386,12 +395,12 @@ def run_variant(settings: Settings, name: str, bodies: list[bytes], rate: float,
             raise RuntimeError(f"the API was not ready after 600 s; see {log.name}")
         # the first seconds after start fill the caches (candidates per user, item rows):
         # measured on their own as "cold", then the steady state
-        cold = run_load("127.0.0.1", variant.api_port, "/recommendations", bodies, rate,
-                        warmup_s, 0.0)
+        path, load = ("/health", [b""]) if name in FLOOR_VARIANTS else (
+            "/recommendations", bodies)
+        cold = run_load("127.0.0.1", variant.api_port, path, load, rate, warmup_s, 0.0)
         before = httpx.get(f"{url}/metrics").text
         cpu0 = CpuSplit.start(proc.pid)
-        result = run_load("127.0.0.1", variant.api_port, "/recommendations", bodies, rate,
-                          seconds, 0.0)
+        result = run_load("127.0.0.1", variant.api_port, path, load, rate, seconds, 0.0)
         used = cpu0.since(proc.pid)
         after = httpx.get(f"{url}/metrics").text
         speed = host_speed()  # right after the window, the load stopped
