@@ -266,6 +266,63 @@ def compare_readers(settings: Settings, version: str, users: list[str], n: int =
              ("reader of Feast's Redis layout", FeastLayoutReader))}
 
 
+def in_process(settings: Settings, bodies: list[bytes], rounds: int = 2) -> dict[str, float]:
+    """CPU of the app's own request path: the default API built in this process, each body
+    sent once through its ASGI interface to warm the caches, then ``rounds`` more times,
+    one request at a time, no HTTP and no load generator. On a host whose speed varies
+    from run to run, this compares two versions of the code far more steadily than the
+    load windows do. Returns CPU ms per request and the wall p50/p99 ms."""
+    import uvloop
+
+    from api.app import create_app
+
+    variant = settings.model_copy(update={**VARIANTS["redis"], "api_port": free_port(),
+                                          "api_alias_poll_s": 0.0})
+    app = create_app(variant)
+
+    async def call(body: bytes) -> int:
+        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+                 "method": "POST", "scheme": "http", "path": "/recommendations",
+                 "raw_path": b"/recommendations", "query_string": b"", "root_path": "",
+                 "headers": [(b"host", b"bench"), (b"content-type", b"application/json"),
+                             (b"content-length", str(len(body)).encode())],
+                 "client": ("127.0.0.1", 1), "server": ("127.0.0.1", variant.api_port)}
+        status = [0]
+
+        async def receive() -> dict:
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def send(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+
+        await app(scope, receive, send)
+        return status[0]
+
+    async def measure() -> dict[str, float]:
+        async with app.router.lifespan_context(app):
+            deadline = time.monotonic() + 600
+            while app.state.services.manager.state.champion is None:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("no champion loaded in 600 s")
+                await asyncio.sleep(0.2)
+            for body in bodies:  # caches filled as in the load windows' steady state
+                await call(body)
+            walls: list[float] = []
+            cpu = time.process_time()
+            for _ in range(rounds):
+                for body in bodies:
+                    started = time.perf_counter()
+                    if await call(body) != 200:
+                        raise RuntimeError("a request failed in process")
+                    walls.append((time.perf_counter() - started) * 1000)
+            used = time.process_time() - cpu
+        return {"cpu_ms": used / len(walls) * 1000, "p50": float(np.percentile(walls, 50)),
+                "p99": float(np.percentile(walls, 99)), "requests": len(walls)}
+
+    return uvloop.run(measure())
+
+
 def _cpu_s(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -484,8 +541,12 @@ def main() -> None:
                         "(with --state, the next run also reuses the online features).")
     parser.add_argument("--skip-readers", action="store_true",
                         help="Skip the in-process reader comparison.")
+    parser.add_argument("--in-process", type=int, default=0, metavar="ROUNDS",
+                        help="Also measure the app's CPU per request in this process, "
+                        "without HTTP (ROUNDS passes over the request bodies).")
     args = parser.parse_args()
-    unknown = [v for v in args.variants.split(",") if v not in VARIANTS]
+    variants = [v for v in args.variants.split(",") if v]  # "" runs none
+    unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
         parser.error(f"unknown variants {unknown}; choose from {', '.join(VARIANTS)}")
 
@@ -518,8 +579,13 @@ def main() -> None:
         for name, (p50, p99) in readers.items():
             print(f"  {name}: 1 user + 200 items, p50 {p50:.2f} ms, p99 {p99:.2f} ms",
                   flush=True)
+        alone = in_process(settings, bodies, args.in_process) if args.in_process else None
+        if alone:
+            print(f"  in process, one request at a time, no HTTP: {alone['cpu_ms']:.3f} ms of "
+                  f"CPU per request, wall p50 {alone['p50']:.2f} p99 {alone['p99']:.2f} ms "
+                  f"({alone['requests']} requests)", flush=True)
         rows = []
-        for name in args.variants.split(","):
+        for name in variants:
             for rate in args.rate:
                 print(f"variant {name} at {rate:g} req/s for {args.seconds:g} s …", flush=True)
                 row = run_variant(settings, name, bodies, rate, args.seconds, root,
