@@ -356,7 +356,7 @@ def coarsen(x: np.ndarray, bits: int = MANTISSA_BITS) -> np.ndarray:
     ``24 - bits`` bits of its pattern are rounded away (a carry into the exponent is the
     rounding up to the next power of two). That is ``ldexp(round(m * 2**bits) / 2**bits,
     e)`` of ``frexp``'s ``(m, e)``, value for value (compared over every float32 pattern),
-    at a sixth of the cost on a request's 200 × 62 values. Subnormals, which keep fewer
+    at a third of the cost on a request's 200 × 62 values. Subnormals, which keep fewer
     significant bits than their pattern's position suggests, take that formula itself.
     """
     if x.dtype != np.float32:

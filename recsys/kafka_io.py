@@ -229,9 +229,10 @@ class LibrdkafkaProducer:
         return self._producer.flush(-1 if timeout is None else timeout)
 
     def close(self, timeout: float | None = None) -> None:
-        """Deliver what is pending for up to ``timeout`` s; what is left is purged and
-        its errbacks told, then the poll thread stops."""
-        self._producer.flush(0 if timeout is None else timeout)
+        """Deliver what is pending for up to ``timeout`` s (None: until each record is
+        acknowledged or has failed, ``message.timeout.ms`` at the most); what is left is
+        purged and its errbacks told, then the poll thread stops."""
+        self._producer.flush(-1 if timeout is None else timeout)
         self._producer.purge()
         self._producer.flush(0)  # serves the purged records' reports
         self._closed.set()
