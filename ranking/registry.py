@@ -101,6 +101,20 @@ def get_alias_version(client, name: str, alias: str) -> str | None:
         return None
 
 
+def get_aliases(client, name: str) -> dict[str, str]:
+    """Every alias of the registered model and its version, in one registry call; {} when
+    there is no such model (any other failure raises)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        model = client.get_registered_model(name)
+    except MlflowException as exc:
+        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return {}
+        raise
+    return {alias: str(version) for alias, version in (model.aliases or {}).items()}
+
+
 def set_alias(client, name: str, alias: str, version: str) -> None:
     client.set_registered_model_alias(name, alias, str(version))
     if alias == CHAMPION:

@@ -27,6 +27,7 @@ from ranking.registry import (
     VALUE_TAG,
     client_for,
     get_alias_version,
+    get_aliases,
     promote,
     register,
     set_alias,
@@ -243,6 +244,9 @@ def test_train_register_alias_promote_and_load(registry_settings: Settings,
         value = result.metrics[VALIDATION_METRIC]
         worse = register(client, name, result.run_id, VALIDATION_METRIC, value - 0.01, "x")
         set_alias(client, name, CHALLENGER, worse)
+        # what the API polls: every alias in one call; no model at all is no alias
+        assert get_aliases(client, name) == {CHAMPION: v1, CHALLENGER: worse}
+        assert get_aliases(client, "no-such-model") == {}
         assert not promote(worse, scratch).promoted
         assert get_alias_version(client, name, CHAMPION) == v1
         better = register(client, name, result.run_id, VALIDATION_METRIC, value + 0.01, "x")
