@@ -19,9 +19,11 @@
    from ``/proc``, with its serving-log publisher process, this load generator and the
    whole host's busy share beside it (both cores serve one request: the publisher's
    Kafka work runs on the other), and the host's speed right after the window
-   (:func:`host_speed`). Variant ``redis-swap`` then runs a third window of ``--seconds`` in
-   which, after 3 s, the champion alias moves to a new registry version with the same
-   artifacts: the API loads, checks and prewarms it while serving, and
+   (:func:`host_speed`), and the host's stalls during the window (``host_stalls``: a
+   virtual CPU taken away for ≥ 10 ms, which no server can hide). Variant ``redis-swap``
+   then runs a third window of ``--seconds`` in which, after 3 s, the champion alias
+   moves to a new registry version with the same artifacts: the API loads, checks and
+   prewarms it while serving, and
    the window's latency, failures and the time until ``GET /models`` shows the swap (the
    alias poll's delay, ``api_alias_poll_s``, included) are reported. The alias is put
    back afterwards. Variant ``floor`` loads the same API with ``GET /health``: what this
@@ -50,6 +52,7 @@ from datetime import date
 from pathlib import Path
 
 import numpy as np
+from host_stalls import StallProbe
 from pydantic import SecretStr
 
 from recsys.datasets.synthetic import SyntheticConfig, generate
@@ -456,9 +459,10 @@ def run_variant(settings: Settings, name: str, bodies: list[bytes], rate: float,
             "/recommendations", bodies)
         cold = run_load("127.0.0.1", variant.api_port, path, load, rate, warmup_s, 0.0)
         before = httpx.get(f"{url}/metrics").text
-        cpu0 = CpuSplit.start(proc.pid)
-        result = run_load("127.0.0.1", variant.api_port, path, load, rate, seconds, 0.0)
-        used = cpu0.since(proc.pid)
+        with StallProbe() as probe:  # stalls of the host itself, not of anything here
+            cpu0 = CpuSplit.start(proc.pid)
+            result = run_load("127.0.0.1", variant.api_port, path, load, rate, seconds, 0.0)
+            used = cpu0.since(proc.pid)
         after = httpx.get(f"{url}/metrics").text
         speed = host_speed()  # right after the window, the load stopped
         if name in SWAP_VARIANTS:
@@ -503,7 +507,7 @@ def run_variant(settings: Settings, name: str, bodies: list[bytes], rate: float,
             "hit_rate": hits / (hits + misses) if hits + misses else float("nan"),
             "candidate_hit_rate": (c_hits / (c_hits + c_misses) if c_hits + c_misses
                                    else float("nan")),
-            "stages": stages, "swap": swap}
+            "stages": stages, "swap": swap, "stalls": probe.result}
 
 
 def _took(swap: dict) -> str:
@@ -602,6 +606,7 @@ def main() -> None:
                       f"{row['candidate_hit_rate']:.3f}; stages p50/p99 ms: "
                       + ", ".join(f"{s} {a:.2f}/{b:.2f}" for s, (a, b) in
                                   row["stages"].items()), flush=True)
+                print(f"  during the window: {row['stalls'].summary()}", flush=True)
                 if row["swap"]:
                     print("  " + swap_line(row["swap"]), flush=True)
     finally:
@@ -615,15 +620,16 @@ def main() -> None:
     print("| date | machine | variant | offered req/s | achieved req/s | p50 ms | p95 ms "
           "| p99 ms | failed | server CPU ms/req | publisher CPU ms/req | host busy "
           "| host loop / scan ms | item cache hits | candidate cache hits "
-          "| cold p50 / p99 ms |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "| cold p50 / p99 ms | host stalls ≥ 10 ms (n / longest ms) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {date.today()} | {machine} | {r['variant']} ({args.index}) | {r['rate']:g} | "
               f"{r['achieved']:.0f} | {r['p50']:.2f} | {r['p95']:.2f} | {r['p99']:.2f} | "
               f"{r['failed']} | {r['cpu_ms']:.2f} | {r['publisher_cpu_ms']:.2f} | "
               f"{r['host_busy']:.0%} | {r['host_loop_ms']:.0f} / {r['host_matvec_ms']:.2f} | "
               f"{r['hit_rate']:.3f} | "
-              f"{r['candidate_hit_rate']:.3f} | {r['cold_p50']:.2f} / {r['cold_p99']:.2f} |")
+              f"{r['candidate_hit_rate']:.3f} | {r['cold_p50']:.2f} / {r['cold_p99']:.2f} | "
+              f"{r['stalls'].count} / {r['stalls'].longest_ms:.0f} |")
     print()
     print("| variant | rate | " + " | ".join(f"{s} p50/p99 ms" for s in
                                             ("candidates", "features", "ranking", "rules"))
