@@ -7,7 +7,8 @@ milliseconds, whatever the server does. :class:`StallProbe` runs one tiny proces
 CPU, pinned to it, that sleeps 2 ms at a time under ``SCHED_FIFO`` when it may (then no
 process of the guest can delay it): every wake-up later than ``threshold_ms`` is a stall
 of that CPU. Without the right to ``SCHED_FIFO`` the probe runs at normal priority and
-then also counts the guest's own scheduling delays; ``fifo`` says which.
+then also counts the guest's own scheduling delays; ``fifo`` says which. Each probe
+costs its CPU 1–2 % (0.17–0.20 s of CPU in 10 s, its start included).
 """
 
 from __future__ import annotations
