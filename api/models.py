@@ -310,9 +310,9 @@ class ModelManager:
 
     def wanted_versions(self) -> dict[str, str | None]:
         """The versions the champion and challenger aliases point at (None: no such alias
-        or model; anything else, e.g. MLflow unreachable, raises). One registry call: the
-        poll runs on a thread every few seconds, and each millisecond of its CPU holds the
-        GIL from the event loop (two calls by alias cost 3.8 ms of CPU, this one 2.1)."""
+        or model; anything else, e.g. MLflow unreachable, raises). One registry call, made
+        every few seconds: two calls by alias cost 3.7-4.4 ms of this process's CPU and
+        9.4-10.7 ms of the MLflow server's, this one 2.1-2.5 and 7.1-8.1 (BENCHMARKS.md)."""
         from ranking.registry import get_aliases
 
         aliases = get_aliases(self.client, self.name)
