@@ -95,7 +95,11 @@ class StallProbe:
         fifo, stalls = True, []
         for proc in self._procs:
             proc.send_signal(signal.SIGTERM)
-            out, _ = proc.communicate(timeout=10)
+            try:
+                out, _ = proc.communicate(timeout=10)
+            except subprocess.TimeoutExpired:  # never leave a SCHED_FIFO process behind
+                proc.kill()
+                out, _ = proc.communicate()
             try:
                 seen = json.loads(out.strip().splitlines()[-1])
             except (ValueError, IndexError):
