@@ -311,8 +311,9 @@ class ModelManager:
     def wanted_versions(self) -> dict[str, str | None]:
         """The versions the champion and challenger aliases point at (None: no such alias
         or model; anything else, e.g. MLflow unreachable, raises). One registry call, made
-        every few seconds: two calls by alias cost 3.7-4.4 ms of this process's CPU and
-        9.4-10.7 ms of the MLflow server's, this one 2.1-2.5 and 7.1-8.1 (BENCHMARKS.md)."""
+        every few seconds: two calls by alias cost 4.0-4.3 ms of this process's CPU and
+        10.5-11.3 ms of the MLflow server's, this one 2.4-2.6 and 8.5-8.8
+        (``bench/bench_alias_poll.py``)."""
         from ranking.registry import get_aliases
 
         aliases = get_aliases(self.client, self.name)

@@ -53,6 +53,7 @@ from pathlib import Path
 
 import numpy as np
 from host_stalls import StallProbe
+from proc_cpu import children, cpu_s
 from pydantic import SecretStr
 
 from recsys.datasets.synthetic import SyntheticConfig, generate
@@ -326,19 +327,6 @@ def in_process(settings: Settings, bodies: list[bytes], rounds: int = 2) -> dict
     return uvloop.run(measure())
 
 
-def _cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _children(pid: int) -> list[int]:
-    """Direct children of ``pid`` (the API's serving-log publisher process)."""
-    try:
-        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except OSError:
-        return []
-
-
 def _host_cpu_s() -> tuple[float, float]:
     """(busy, total) CPU seconds of the whole host so far, all cores (``/proc/stat``)."""
     ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
@@ -380,9 +368,9 @@ class CpuSplit:
 
     @classmethod
     def start(cls, pid: int) -> CpuSplit:
-        kids = sum(_cpu_s(c) for c in _children(pid))
+        kids = sum(cpu_s(c) for c in children(pid))  # the publisher process
         busy, total = _host_cpu_s()
-        return cls(_cpu_s(pid), kids, time.process_time(), busy, total)
+        return cls(cpu_s(pid), kids, time.process_time(), busy, total)
 
     def since(self, pid: int) -> CpuSplit:
         now = CpuSplit.start(pid)

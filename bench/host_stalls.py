@@ -7,8 +7,8 @@ milliseconds, whatever the server does. :class:`StallProbe` runs one tiny proces
 CPU, pinned to it, that sleeps 2 ms at a time under ``SCHED_FIFO`` when it may (then no
 process of the guest can delay it): every wake-up later than ``threshold_ms`` is a stall
 of that CPU. Without the right to ``SCHED_FIFO`` the probe runs at normal priority and
-then also counts the guest's own scheduling delays; ``fifo`` says which. Each probe
-costs its CPU 1–2 % (0.17–0.20 s of CPU in 10 s, its start included).
+then also counts the guest's own scheduling delays; ``fifo`` says which. The summary
+says how much CPU the probes themselves used.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ import signal
 import subprocess
 import sys
 from dataclasses import dataclass, field
+
+from proc_cpu import cpu_s
 
 # the probe, run as ``python -c PROBE <cpu> <threshold_ms>``; prints its stalls as JSON
 # when terminated: {"fifo": bool, "stalls": [[start_epoch_s, length_s], ...]}
@@ -49,10 +51,11 @@ print(json.dumps({"fifo": fifo, "stalls": stalls}), flush=True)
 
 @dataclass
 class Stalls:
-    """What the probes saw: stalls of any CPU, longest first."""
+    """What the probes saw: stalls of any CPU, and the probes' own CPU seconds."""
 
     fifo: bool
     threshold_ms: float
+    probe_cpu_s: float = 0.0
     stalls: list[tuple[float, float]] = field(default_factory=list)  # (start epoch s, s)
 
     @property
@@ -70,7 +73,8 @@ class Stalls:
     def summary(self) -> str:
         how = "SCHED_FIFO" if self.fifo else "normal priority: guest delays count too"
         return (f"{self.count} host stalls ≥ {self.threshold_ms:g} ms, {self.total_ms:.0f} ms "
-                f"in all, longest {self.longest_ms:.0f} ms ({how})")
+                f"in all, longest {self.longest_ms:.0f} ms ({how}; the probes used "
+                f"{self.probe_cpu_s:.2f} s of CPU)")
 
 
 class StallProbe:
@@ -92,8 +96,9 @@ class StallProbe:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        fifo, stalls = True, []
+        fifo, stalls, used = True, [], 0.0
         for proc in self._procs:
+            used += cpu_s(proc.pid)
             proc.send_signal(signal.SIGTERM)
             try:
                 out, _ = proc.communicate(timeout=10)
@@ -107,5 +112,4 @@ class StallProbe:
             fifo &= seen["fifo"]
             stalls.extend((float(t), float(length)) for t, length in seen["stalls"])
         self._procs.clear()
-        self.result = Stalls(fifo, self.threshold_ms,
-                             sorted(stalls, key=lambda s: s[1], reverse=True))
+        self.result = Stalls(fifo, self.threshold_ms, used, stalls)

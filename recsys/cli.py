@@ -321,7 +321,8 @@ def feast_cmd(ctx: typer.Context) -> None:
 BENCHMARKS = {"generator": "bench_generator.py", "retrieval": "bench_retrieval.py",
               "ranking": "bench_ranking.py", "api": "bench_api.py", "stream": "bench_stream.py",
               "scale": "bench_scale.py", "pit": "bench_pit.py",
-              "index": "bench_index.py", "publisher": "bench_publisher.py"}
+              "index": "bench_index.py", "publisher": "bench_publisher.py",
+              "alias_poll": "bench_alias_poll.py"}
 
 
 @app.command("bench", context_settings={"allow_extra_args": True,

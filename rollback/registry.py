@@ -21,6 +21,8 @@ from datetime import UTC, datetime
 
 from mlflow.exceptions import MlflowException
 
+from ranking.registry import get_aliases
+
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 CHAMPION_SINCE_TAG = "champion_since"
@@ -68,8 +70,8 @@ class Registry:
         self.name = model_name
 
     def aliases(self) -> dict[str, str]:
-        return {k: str(v) for k, v in (self.client.get_registered_model(self.name).aliases
-                                       or {}).items()}
+        """Every alias and its version ({} when the model is not registered)."""
+        return get_aliases(self.client, self.name)
 
     def alias(self, alias: str) -> str | None:
         return self.aliases().get(alias)
