@@ -199,6 +199,28 @@ def test_mlflow_register_alias_and_load_by_alias(stack_settings: Settings) -> No
     assert client.get_model_version_by_alias(name, "champion").version == "2"
 
 
+def _descendants(pid: int) -> list[int]:
+    found, todo = [], [pid]
+    while todo:
+        for task in Path(f"/proc/{todo.pop()}/task").iterdir():
+            kids = [int(c) for c in (task / "children").read_text().split()]
+            found += kids
+            todo += kids
+    return found
+
+
+def test_mlflow_server_runs_without_the_job_runner(stack_settings: Settings) -> None:
+    """The stack starts MLflow without its GenAI job runner (eight idle huey processes)."""
+    from recsys.stack.services import mlflow_process
+
+    pid = mlflow_process(stack_settings).pid()
+    assert pid is not None
+    commands = [Path(f"/proc/{p}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+                for p in _descendants(pid)]
+    assert any("uvicorn" in c for c in commands), commands  # the server itself is found
+    assert not [c for c in commands if "huey" in c or "_job_runner" in c]
+
+
 def test_feast_registry_holds_the_entities(stack_settings: Settings) -> None:
     from feature_repo.store import get_feature_store
 

@@ -98,6 +98,8 @@ locals {
       env = {
         MLFLOW_ARTIFACTS_DESTINATION = var.mlflow_artifacts_uri
         AZURE_CLIENT_ID              = var.identity_client_id
+        # no GenAI job runner: nothing here submits MLflow server jobs
+        MLFLOW_SERVER_ENABLE_JOB_EXECUTION = "false"
       }
       secret_env = {
         RECSYS_MLFLOW_BACKEND_URI = "mlflow-backend-uri"
