@@ -74,6 +74,9 @@ VARIANTS = {
     "redis-nocandcache": {"api_feature_reader": "redis", "api_candidate_cache_size": 0},
     "redis-nocandcache-threads": {"api_feature_reader": "redis", "api_candidate_cache_size": 0,
                                   "api_worker_threads": 1},
+    # every request a first visit, candidates from the approximate (HNSW) index
+    "redis-hnsw-nocandcache": {"api_feature_reader": "redis", "candidate_index": "hnsw",
+                               "api_candidate_cache_size": 0},
     # the default, then a model swap under the load (see run_variant)
     "redis-swap": {"api_feature_reader": "redis"},
     # the default API, loaded with GET /health instead: what this host gives a route that
@@ -611,7 +614,8 @@ def main() -> None:
           "| cold p50 / p99 ms | host stalls ≥ 10 ms (n / longest ms) |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {date.today()} | {machine} | {r['variant']} ({args.index}) | {r['rate']:g} | "
+        index = VARIANTS[r['variant']].get("candidate_index", args.index)
+        print(f"| {date.today()} | {machine} | {r['variant']} ({index}) | {r['rate']:g} | "
               f"{r['achieved']:.0f} | {r['p50']:.2f} | {r['p95']:.2f} | {r['p99']:.2f} | "
               f"{r['failed']} | {r['cpu_ms']:.2f} | {r['publisher_cpu_ms']:.2f} | "
               f"{r['host_busy']:.0%} | {r['host_loop_ms']:.0f} / {r['host_matvec_ms']:.2f} | "
