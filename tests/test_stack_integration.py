@@ -199,14 +199,24 @@ def test_mlflow_register_alias_and_load_by_alias(stack_settings: Settings) -> No
     assert client.get_model_version_by_alias(name, "champion").version == "2"
 
 
-def _descendants(pid: int) -> list[int]:
-    found, todo = [], [pid]
+def _descendant_commands(pid: int) -> list[str]:
+    """Command lines of ``pid``'s descendants (those that exit meanwhile are skipped)."""
+    commands, todo = [], [pid]
     while todo:
-        for task in Path(f"/proc/{todo.pop()}/task").iterdir():
-            kids = [int(c) for c in (task / "children").read_text().split()]
-            found += kids
-            todo += kids
-    return found
+        parent = todo.pop()
+        try:
+            kids = [int(c) for task in Path(f"/proc/{parent}/task").iterdir()
+                    for c in (task / "children").read_text().split()]
+        except OSError:
+            continue
+        for kid in kids:
+            try:
+                commands.append(Path(f"/proc/{kid}/cmdline").read_bytes().replace(
+                    b"\0", b" ").decode())
+            except OSError:
+                continue
+            todo.append(kid)
+    return commands
 
 
 def test_mlflow_server_runs_without_the_job_runner(stack_settings: Settings) -> None:
@@ -215,8 +225,7 @@ def test_mlflow_server_runs_without_the_job_runner(stack_settings: Settings) -> 
 
     pid = mlflow_process(stack_settings).pid()
     assert pid is not None
-    commands = [Path(f"/proc/{p}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-                for p in _descendants(pid)]
+    commands = _descendant_commands(pid)
     assert any("uvicorn" in c for c in commands), commands  # the server itself is found
     assert not [c for c in commands if "huey" in c or "_job_runner" in c]
 

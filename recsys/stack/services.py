@@ -168,14 +168,15 @@ def mlflow_healthy(settings: Settings) -> bool:
         return resp.status == 200
 
 
-#: MLflow 3's server starts a job runner (a huey consumer process per job queue: eight
-#: Python processes, ~2 GB resident, ~100 wake-ups/s between them) for GenAI jobs this
-#: project never submits; on a two-core host they only take time and memory from serving.
+#: MLflow 3's server starts a job runner (the runner and a huey consumer per job queue:
+#: eight Python processes, ~2 GB resident, ~100 wake-ups/s between them) for GenAI jobs
+#: this project never submits; on a two-core host they only take time and memory from
+#: serving. Defaults: a variable set in the environment wins.
 MLFLOW_SERVER_ENV = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
 
 
 def mlflow_server_env() -> dict[str, str]:
-    return {**os.environ, **MLFLOW_SERVER_ENV}
+    return {**MLFLOW_SERVER_ENV, **os.environ}
 
 
 def start_mlflow(settings: Settings) -> ServiceStatus:
