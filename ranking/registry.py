@@ -92,13 +92,9 @@ def register(client, name: str, run_id: str, metric: str, value: float, training
 
 
 def get_alias_version(client, name: str, alias: str) -> str | None:
-    """The version an alias points at, or None (no such alias or model)."""
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return str(client.get_model_version_by_alias(name, alias).version)
-    except MlflowException:
-        return None
+    """The version an alias points at, or None (no such alias or model). A registry that
+    fails otherwise raises: :func:`promote` must not read an outage as "no champion"."""
+    return get_aliases(client, name).get(alias)
 
 
 def get_aliases(client, name: str) -> dict[str, str]:

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from mlflow.exceptions import MlflowException
 
 from monitoring import contract
 from monitoring.alerting import FAST, AlertingStack, write_configs
@@ -274,7 +275,9 @@ def _watch(s: Settings, api_url: str, monitor_url: str, alerting: AlertingStack,
         for what, check in checks:
             if what in seen:
                 continue
-            with contextlib.suppress(httpx.HTTPError, ValueError, KeyError):
+            # a part that fails now (a request, the registry) is asked again next round
+            with contextlib.suppress(httpx.HTTPError, MlflowException, ValueError,
+                                     KeyError):
                 detail = check()
                 if detail is not None:
                     seen.add(what)

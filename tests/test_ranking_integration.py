@@ -254,6 +254,22 @@ def test_train_register_alias_promote_and_load(registry_settings: Settings,
         assert decision.promoted and "beats champion" in decision.reason
         assert get_alias_version(client, name, CHAMPION) == better
         assert not promote(better, scratch).promoted  # already champion
+        # a registry that fails to read the aliases is not "no champion yet": nothing moves
+        from mlflow.exceptions import MlflowException
+
+        class AliasReadFails:
+            def __getattr__(self, attr: str) -> object:
+                return getattr(client, attr)
+
+            def get_registered_model(self, *_: object) -> object:
+                raise MlflowException("registry unavailable", error_code="INTERNAL_ERROR")
+
+            get_model_version_by_alias = get_registered_model
+
+        worst = register(client, name, result.run_id, VALIDATION_METRIC, value - 0.02, "x")
+        with pytest.raises(MlflowException, match="registry unavailable"):
+            promote(worst, scratch, client=AliasReadFails())
+        assert get_alias_version(client, name, CHAMPION) == better
 
         # the same rule through `recsys ranking promote`
         from typer.testing import CliRunner
